@@ -1,0 +1,49 @@
+"""Cached augmentation variants (params extract.augment): noise at an SNR, time-stretch, pitch-shift.
+
+Each variant is computed once at extract time from the decoded 16 kHz audio and stored with
+variant > 0; only training actors' variants are ever read (pipeline.dataset).
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline.audio import SAMPLE_RATE
+from pipeline.params import integer, numbers
+
+
+@dataclass(frozen=True)
+class Variant:
+    index: int  # 1.. in params order; 0 is the original clip
+    kind: str  # noise | stretch | pitch
+    value: float  # SNR in dB, stretch rate, or semitones
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}={self.value:g}"
+
+
+def variants(augment: dict[str, Any] | None) -> list[Variant]:
+    """The variants that params ask for, numbered from 1 in a fixed order."""
+    augment = augment or {}
+    specs = [("noise", v) for v in numbers(augment.get("noise_snr_db"), "extract.augment.noise_snr_db")]
+    specs += [("stretch", v) for v in numbers(augment.get("time_stretch"), "extract.augment.time_stretch")]
+    specs += [("pitch", v) for v in numbers(augment.get("pitch_shift"), "extract.augment.pitch_shift")]
+    return [Variant(i, kind, value) for i, (kind, value) in enumerate(specs, start=1)]
+
+
+def apply(audio: np.ndarray, variant: Variant, seed: int, key: str) -> np.ndarray:
+    """The variant of one clip; noise is seeded by (seed, clip path, variant) so reruns agree."""
+    import librosa
+
+    if variant.kind == "noise":
+        rng = np.random.default_rng([integer(seed, "extract.augment.seed"), zlib.crc32(key.encode()), variant.index])
+        power = float(np.mean(audio.astype(np.float64) ** 2))
+        noise = rng.standard_normal(audio.shape) * np.sqrt(power / 10 ** (variant.value / 10))
+        return (audio + noise).astype(np.float32)
+    if variant.kind == "stretch":
+        return librosa.effects.time_stretch(audio, rate=variant.value)
+    return librosa.effects.pitch_shift(audio, sr=SAMPLE_RATE, n_steps=variant.value)

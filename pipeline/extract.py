@@ -1,0 +1,143 @@
+"""Stage extract: every RAVDESS clip -> backend-identical MFCC sequence, cached in features/mfcc.h5.
+
+    python -m pipeline.extract [--data DIR] [--out features/mfcc.h5] [--report features/extract_report.json]
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline import augment
+from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio
+from pipeline.errors import InputError, run_cli
+from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, backend_mfcc
+from pipeline.outputs import write_json
+from pipeline.params import integer, load_params, section
+from pipeline.ravdess import ClipInfo, find_clips, parse_name
+from pipeline.store import Clip, write_store
+
+ON_ERROR = ("error", "skip")
+
+
+def clip_features(path: Path, info: ClipInfo, variants: list[augment.Variant], seed: int) -> list[Clip]:
+    """The original clip and its variants, or InputError if the clip is unusable."""
+    audio = load_audio(path)
+    if len(audio) < FRAME_LENGTH:
+        raise InputError(path, f"{len(audio)} samples is shorter than one {FRAME_LENGTH}-sample frame")
+    meta = {k: v for k, v in asdict(info).items() if k not in ("modality", "channel")}
+    mfcc = backend_mfcc(audio)
+    if len(mfcc) == 0:
+        raise InputError(path, "every frame is silent (all samples zero)")
+    clips = [Clip({**meta, "variant": 0, "augment": ""}, mfcc)]
+    for variant in variants:
+        varied = backend_mfcc(augment.apply(audio, variant, seed, info.path))
+        clips.append(Clip({**meta, "variant": variant.index, "augment": variant.name}, varied))
+    return clips
+
+
+def _work(task: tuple[Path, ClipInfo, list[augment.Variant], int]) -> list[Clip] | str:
+    try:
+        return clip_features(*task)
+    except InputError as err:
+        return str(err)
+
+
+def store_attrs(params: dict[str, Any]) -> dict[str, Any]:
+    """Root attributes: the feature contract and the versions of everything that shaped the numbers."""
+    import librosa
+    import scipy
+    import soundfile
+    import soxr
+
+    return {
+        "sample_rate": SAMPLE_RATE,
+        "frame_length": FRAME_LENGTH,
+        "hop_length": HOP_LENGTH,
+        "n_mfcc": N_MFCC,
+        "n_fft": N_FFT,
+        "n_mels": N_MELS,
+        "top_db": TOP_DB,
+        "features": "pipeline.features.backend_mfcc (== reference_mfcc, per-frame librosa.feature.mfcc)",
+        "librosa_version": librosa.__version__,
+        "numpy_version": np.__version__,
+        "scipy_version": scipy.__version__,
+        "soxr_version": soxr.__version__,
+        "libsndfile_version": soundfile.__libsndfile_version__,
+        "augment": repr(params.get("augment") or {}),
+    }
+
+
+def extract(data_root: Path, out: Path, report: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Run the stage; returns the report. Nothing is written unless every step succeeds."""
+    on_error = params.get("on_error", "error")
+    if on_error not in ON_ERROR:
+        raise InputError("params.yaml", f"extract.on_error must be one of {ON_ERROR}, got {on_error!r}")
+    variants = augment.variants(params.get("augment"))
+    seed = integer((params.get("augment") or {}).get("seed", 0), "extract.augment.seed")
+    workers = integer(params.get("workers", 0), "extract.workers") or os.cpu_count() or 1
+
+    skipped: list[dict[str, str]] = []
+    tasks = []
+    for path in find_clips(data_root):
+        try:
+            tasks.append((path, parse_name(path, data_root), variants, seed))
+        except InputError as err:
+            if on_error == "error":
+                raise
+            skipped.append({"path": path.relative_to(data_root).as_posix(), "reason": err.reason})
+
+    _constants()  # build the filterbank once, before the workers fork
+    clips: list[Clip] = []
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        results = pool.imap(_work, tasks, chunksize=4)
+        for task, result in tqdm(zip(tasks, results), total=len(tasks), desc="extract", unit="clip"):
+            if isinstance(result, str):
+                if on_error == "error":
+                    raise InputError(None, result)
+                skipped.append({"path": task[1].path, "reason": result.split(": ", 1)[-1]})
+            else:
+                clips.extend(result)
+    if not clips:
+        raise InputError(data_root, "no usable clips")
+    elapsed = time.perf_counter() - start
+
+    write_store(out, clips, store_attrs(params))
+    originals = [c for c in clips if c.meta["variant"] == 0]
+    summary = {
+        "clips": len(originals),
+        "sequences": len(clips),
+        "variants": [v.name for v in variants],
+        "frames": int(sum(len(c.mfcc) for c in clips)),
+        "skipped": sorted(skipped, key=lambda s: s["path"]),
+    }
+    write_json(report, summary)
+    print(
+        f"extract: {len(originals)} clips, {len(clips)} sequences, {summary['frames']} frames "
+        f"in {elapsed:.1f} s with {workers} workers; {len(skipped)} skipped -> {out}",
+        file=sys.stderr,
+    )
+    return summary
+
+
+def main() -> None:
+    params = load_params()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path(section(params, "data")["root"]))
+    parser.add_argument("--out", type=Path, default=Path("features/mfcc.h5"))
+    parser.add_argument("--report", type=Path, default=Path("features/extract_report.json"))
+    args = parser.parse_args()
+    extract(args.data, args.out, args.report, section(params, "extract"))
+
+
+if __name__ == "__main__":
+    run_cli(main)
