@@ -1,7 +1,9 @@
 """Audio exactly as the production backend sees it: librosa.load at 16 kHz, peak-normalised, framed."""
 from __future__ import annotations
 
+import warnings
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
@@ -21,10 +23,19 @@ def load_audio(path: str | PathLike[str]) -> np.ndarray:
     import librosa  # imported lazily: numba compilation costs seconds at first import
     import soundfile
 
+    if not Path(path).is_file():
+        raise InputError(path, "file not found")
     try:
-        audio, _ = librosa.load(path, sr=SAMPLE_RATE)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
+        with warnings.catch_warnings():
+            # librosa warns, then falls back to audioread, when libsndfile cannot read a file;
+            # the caller gets the outcome as one InputError line instead.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            audio, _ = librosa.load(path, sr=SAMPLE_RATE)
+    except librosa.util.exceptions.ParameterError as err:
+        if "not finite" in str(err):  # librosa refuses NaN/Inf itself before resampling
+            raise InputError(path, "non-finite samples (NaN or Inf)") from None
+        raise InputError(path, f"cannot decode audio ({err})") from None
     except (soundfile.LibsndfileError, EOFError, RuntimeError, ValueError, OSError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(path, f"cannot decode audio ({reason})") from None

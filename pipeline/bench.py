@@ -1,0 +1,109 @@
+"""Benchmark: the fast MFCC path against the per-frame librosa oracle on the same decoded clips.
+
+    python -m pipeline.bench [--data DIR] [--clips N] [--repeat R] [--extract]
+
+Both run single-threaded in one process on identical audio, so the ratio measures the algorithm,
+not the core count. --extract also times the whole extract stage as a subprocess.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from pipeline.audio import load_audio
+from pipeline.errors import InputError, run_cli
+from pipeline.features import backend_mfcc, reference_mfcc
+from pipeline.params import load_params
+from pipeline.ravdess import find_clips
+
+FALLBACK_DATA = Path("../shared/ravdess")
+
+
+def default_data_root() -> Path:
+    """params.yaml's data.root when that folder exists, else the shared local copy."""
+    try:
+        root = Path(load_params().get("data", {}).get("root", ""))
+    except (InputError, AttributeError):
+        return FALLBACK_DATA
+    return root if str(root) and root.is_dir() else FALLBACK_DATA
+
+
+def pick_clips(data_root: Path, n: int) -> list[Path]:
+    """n files spread evenly over the sorted corpus, so actors and emotions are all sampled."""
+    files = find_clips(data_root)
+    indices = np.unique(np.linspace(0, len(files) - 1, min(n, len(files))).round().astype(int))
+    return [files[i] for i in indices]
+
+
+def time_mfcc(audios: list[np.ndarray], repeat: int) -> dict[str, float]:
+    """Frames, µs/frame of both paths, their ratio and the worst |difference| on these clips."""
+    with threadpool_limits(limits=1):
+        reference_mfcc(audios[0][:4000])  # warm-up: librosa's lazy imports and numba compilation
+        fast = [backend_mfcc(a) for a in audios]
+        best = np.inf
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for audio in audios:
+                backend_mfcc(audio)
+            best = min(best, time.perf_counter() - start)
+        start = time.perf_counter()
+        oracle = [reference_mfcc(a) for a in audios]
+        oracle_s = time.perf_counter() - start
+    for f, o in zip(fast, oracle):
+        if f.shape != o.shape:
+            raise AssertionError(f"fast path kept {len(f)} frames, the oracle {len(o)}")
+    frames = sum(len(f) for f in fast)
+    if frames == 0:
+        raise InputError(None, "every frame of the chosen clips is silent: nothing to time")
+    worst = max(float(np.max(np.abs(f - o), initial=0.0)) for f, o in zip(fast, oracle))
+    return {
+        "frames": frames,
+        "fast_us": best / frames * 1e6,
+        "oracle_us": oracle_s / frames * 1e6,
+        "ratio": oracle_s / best,
+        "worst_diff": worst,
+    }
+
+
+def time_extract(data_root: Path) -> float:
+    """Wall seconds of `python -m pipeline.extract` on data_root, writing into a scratch folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pipeline.extract", "--data", str(data_root),
+               "--out", f"{tmp}/mfcc.h5", "--report", f"{tmp}/report.json"]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="corpus folder (default: params.yaml data.root)")
+    parser.add_argument("--clips", type=int, default=12, help="clips spread over the corpus")
+    parser.add_argument("--repeat", type=int, default=5, help="fast path: best of this many passes")
+    parser.add_argument("--extract", action="store_true", help="also time the whole extract stage")
+    args = parser.parse_args()
+    if args.clips < 1 or args.repeat < 1:
+        parser.error("--clips and --repeat must be at least 1")
+    data_root = args.data or default_data_root()
+
+    paths = pick_clips(data_root, args.clips)
+    audios = [load_audio(p) for p in paths]
+    r = time_mfcc(audios, args.repeat)
+    print(f"data        {data_root} ({len(paths)} clips, {r['frames']} frames, 1 thread)")
+    print(f"oracle      {r['oracle_us']:9.1f} µs/frame  (reference_mfcc, once)")
+    print(f"fast        {r['fast_us']:9.2f} µs/frame  (backend_mfcc, best of {args.repeat})")
+    print(f"ratio       {r['ratio']:9.1f} x")
+    print(f"worst diff  {r['worst_diff']:9.2e}")
+    if args.extract:
+        print(f"extract     {time_extract(data_root):9.1f} s wall (whole stage, {data_root})")
+
+
+if __name__ == "__main__":
+    run_cli(main)
