@@ -5,6 +5,7 @@ variant > 0; only training actors' variants are ever read (pipeline.dataset).
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
+from pipeline.errors import InputError
 from pipeline.params import integer, numbers
 
 
@@ -29,9 +31,14 @@ class Variant:
 def variants(augment: dict[str, Any] | None) -> list[Variant]:
     """The variants that params ask for, numbered from 1 in a fixed order."""
     augment = augment or {}
+    if not isinstance(augment, dict):
+        raise InputError("params.yaml", f"extract.augment must be a mapping, got {augment!r}")
     specs = [("noise", v) for v in numbers(augment.get("noise_snr_db"), "extract.augment.noise_snr_db")]
     specs += [("stretch", v) for v in numbers(augment.get("time_stretch"), "extract.augment.time_stretch")]
     specs += [("pitch", v) for v in numbers(augment.get("pitch_shift"), "extract.augment.pitch_shift")]
+    for kind, value in specs:
+        if not math.isfinite(value) or (kind == "stretch" and value <= 0):
+            raise InputError("params.yaml", f"extract.augment {kind} value {value:g} is not usable")
     return [Variant(i, kind, value) for i, (kind, value) in enumerate(specs, start=1)]
 
 

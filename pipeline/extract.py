@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing
 import os
+import signal
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from pipeline import augment
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio
 from pipeline.errors import InputError, run_cli
 from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, backend_mfcc
-from pipeline.outputs import write_json
+from pipeline.outputs import atomic_path, write_json
 from pipeline.params import integer, load_params, section
 from pipeline.ravdess import ClipInfo, find_clips, parse_name
 from pipeline.store import Clip, write_store
@@ -39,16 +42,27 @@ def clip_features(path: Path, info: ClipInfo, variants: list[augment.Variant], s
         raise InputError(path, "every frame is silent (all samples zero)")
     clips = [Clip({**meta, "variant": 0, "augment": ""}, mfcc)]
     for variant in variants:
-        varied = backend_mfcc(augment.apply(audio, variant, seed, info.path))
+        varied_audio = augment.apply(audio, variant, seed, info.path)
+        if len(varied_audio) < FRAME_LENGTH:
+            raise InputError(path, f"variant {variant.name} is shorter than one {FRAME_LENGTH}-sample frame")
+        varied = backend_mfcc(varied_audio)
+        if len(varied) == 0:
+            raise InputError(path, f"variant {variant.name} is silent")
         clips.append(Clip({**meta, "variant": variant.index, "augment": variant.name}, varied))
     return clips
 
 
 def _work(task: tuple[Path, ClipInfo, list[augment.Variant], int]) -> list[Clip] | str:
+    """One clip's sequences, or the reason it is unusable (an InputError does not pickle)."""
     try:
         return clip_features(*task)
     except InputError as err:
-        return str(err)
+        return err.reason
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which terminates them: one message, no tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def store_attrs(params: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +97,12 @@ def extract(data_root: Path, out: Path, report: Path, params: dict[str, Any]) ->
         raise InputError("params.yaml", f"extract.on_error must be one of {ON_ERROR}, got {on_error!r}")
     variants = augment.variants(params.get("augment"))
     seed = integer((params.get("augment") or {}).get("seed", 0), "extract.augment.seed")
-    workers = integer(params.get("workers", 0), "extract.workers") or os.cpu_count() or 1
+    if seed < 0:
+        raise InputError("params.yaml", f"extract.augment.seed must not be negative, got {seed}")
+    workers = integer(params.get("workers", 0), "extract.workers")
+    if workers < 0:
+        raise InputError("params.yaml", f"extract.workers must be 0 (one per core) or more, got {workers}")
+    workers = workers or os.cpu_count() or 1
 
     skipped: list[dict[str, str]] = []
     tasks = []
@@ -98,20 +117,28 @@ def extract(data_root: Path, out: Path, report: Path, params: dict[str, Any]) ->
     _constants()  # build the filterbank once, before the workers fork
     clips: list[Clip] = []
     start = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        results = pool.imap(_work, tasks, chunksize=4)
-        for task, result in tqdm(zip(tasks, results), total=len(tasks), desc="extract", unit="clip"):
+    with ExitStack() as stack:
+        if workers > 1 and len(tasks) > 1:
+            # The first clip runs here, before the fork: librosa's lazy imports and cached-JIT loads
+            # (~1 s) are then paid once, not once per worker.
+            first = _work(tasks[0])
+            pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers, _ignore_sigint))
+            # imap keeps task order: the store is deterministic whatever the number of workers.
+            results = itertools.chain([first], pool.imap(_work, tasks[1:], chunksize=4))
+        else:
+            results = map(_work, tasks)  # one worker: no fork at all
+        progress = tqdm(zip(tasks, results), total=len(tasks), desc="extract", unit="clip", disable=None)
+        for task, result in progress:
             if isinstance(result, str):
                 if on_error == "error":
-                    raise InputError(None, result)
-                skipped.append({"path": task[1].path, "reason": result.split(": ", 1)[-1]})
+                    raise InputError(task[0], result)
+                skipped.append({"path": task[1].path, "reason": result})
             else:
                 clips.extend(result)
     if not clips:
         raise InputError(data_root, "no usable clips")
     elapsed = time.perf_counter() - start
 
-    write_store(out, clips, store_attrs(params))
     originals = [c for c in clips if c.meta["variant"] == 0]
     summary = {
         "clips": len(originals),
@@ -120,7 +147,9 @@ def extract(data_root: Path, out: Path, report: Path, params: dict[str, Any]) ->
         "frames": int(sum(len(c.mfcc) for c in clips)),
         "skipped": sorted(skipped, key=lambda s: s["path"]),
     }
-    write_json(report, summary)
+    with atomic_path(report) as report_tmp:  # the report appears only if the store was written
+        write_json(report_tmp, summary)
+        write_store(out, clips, store_attrs(params))
     print(
         f"extract: {len(originals)} clips, {len(clips)} sequences, {summary['frames']} frames "
         f"in {elapsed:.1f} s with {workers} workers; {len(skipped)} skipped -> {out}",

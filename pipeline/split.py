@@ -34,9 +34,12 @@ def assign_actors(actors: list[int], params: dict[str, Any]) -> pd.DataFrame:
     n_train = len(actors) - n_val - n_test
     if len(males) != len(females):
         raise InputError(None, f"split needs as many male as female actors, got {len(males)} and {len(females)}")
-    for name, count in (("val_actors", n_val), ("test_actors", n_test), ("train actors", n_train)):
+    for name, count in (("split.val_actors", n_val), ("split.test_actors", n_test)):
         if count <= 0 or count % 2:
-            raise InputError("params.yaml", f"split.{name} is {count}: it must be even and positive")
+            raise InputError("params.yaml", f"{name} is {count}: it must be even and positive")
+    if n_train <= 0 or n_train % 2:
+        reason = f"split.val_actors and split.test_actors leave {n_train} of {len(actors)} actors for train"
+        raise InputError("params.yaml", f"{reason}: it must be even and positive")
     if n_folds < 2 or len(males) % n_folds:
         raise InputError("params.yaml", f"split.folds={n_folds} does not divide {len(males)} male actors evenly")
     per_fold = len(males) // n_folds

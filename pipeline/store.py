@@ -68,8 +68,14 @@ class FeatureStore:
             table = {field: clips[field][:] for field in INT_FIELDS}
             for field in STR_FIELDS:
                 table[field] = clips[field].asstr()[:]
+            n_frames = self._file["mfcc"].shape[0]
         except KeyError as err:
+            self._file.close()
             raise InputError(self.path, f"missing dataset {err} (not written by the extract stage)") from None
+        lengths = {len(column) for column in table.values()}
+        if lengths != {len(self.offsets) - 1} or self.offsets[-1:].tolist() != [n_frames]:
+            self._file.close()
+            raise InputError(self.path, "/offsets, /clips and /mfcc disagree in length (a damaged store)")
         self.clips = pd.DataFrame(table)
         self.clips["n_frames"] = np.diff(self.offsets)
         self.attrs: dict[str, Any] = dict(self._file.attrs)
@@ -79,6 +85,8 @@ class FeatureStore:
 
     def sequence(self, i: int) -> np.ndarray:
         """Clip i's (n_frames, 13) float32 MFCCs: one contiguous read."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"clip {i} is out of range for {len(self)} clips")
         return self._file["mfcc"][self.offsets[i] : self.offsets[i + 1]]
 
     def sequences(self, indices: Sequence[int]) -> list[np.ndarray]:

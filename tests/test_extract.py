@@ -1,0 +1,397 @@
+"""The extract stage as DVC runs it: `python -m pipeline.extract` in a project folder with its params.yaml.
+
+Every subprocess run of this file is prepared and launched together by the `runs` fixture (each one
+spends ~1.5 s importing), so the file stays fast on a 2-core CI machine.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from pipeline.errors import InputError
+from pipeline.extract import extract
+from tests.synth import SR, clip_name, make_corpus, synth_clip
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 180  # seconds; a hung pool fails its test instead of hanging the run
+
+Run = tuple[Path, "subprocess.CompletedProcess[str]"]  # (project folder, finished process)
+
+
+def project(folder: Path, **edits: dict[str, Any]) -> Path:
+    """A project folder holding the repo's params.yaml with some keys of some sections replaced."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in edits.items():
+        params[section].update(values)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    return folder
+
+
+def run_stage(cwd: Path, module: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`python -m pipeline.<module> ARGS` in cwd, importing this checkout's package."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", f"pipeline.{module}", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT,
+    )
+
+
+def run_extract(cwd: Path, data: Path) -> subprocess.CompletedProcess[str]:
+    return run_stage(cwd, "extract", "--data", data, "--out", "out/mfcc.h5", "--report", "out/report.json")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, proc.stderr
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Exit code 2 and stderr one `error:` line (no traceback, warning or progress bar) with every needle."""
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def assert_no_files(folder: Path) -> None:
+    """Nothing written: no output and no temporary file."""
+    assert not folder.exists() or not any(folder.rglob("*")), sorted(folder.rglob("*"))
+
+
+def read_store(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as f:
+        data = {"mfcc": f["mfcc"][:], "offsets": f["offsets"][:]}
+        for key in f["clips"]:
+            data[key] = f["clips"][key].asstr()[:] if key in ("path", "augment") else f["clips"][key][:]
+    return data
+
+
+def _wav(path: Path, audio: np.ndarray, subtype: str = "PCM_16") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, SR, subtype=subtype)
+
+
+def _good_audio() -> np.ndarray:
+    return synth_clip(3, 1, 0, seconds=0.3)
+
+
+def _truncated(path: Path) -> None:
+    _wav(path, _good_audio())
+    path.write_bytes(path.read_bytes()[:30])  # cut inside the header
+
+
+def _not_audio(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("this is a text file with a .wav name\n" * 20)
+
+
+def _nan(path: Path) -> None:
+    audio = _good_audio()
+    audio[1000:1010] = np.nan
+    _wav(path, audio, subtype="FLOAT")
+
+
+# case -> (file relative to the data root, writer, words the reason must contain)
+BAD: dict[str, tuple[str, Any, tuple[str, ...]]] = {
+    "truncated": (f"Actor_01/{clip_name(8, 1, 1, 1, 1)}.wav", _truncated, ("cannot decode",)),
+    "not_audio": (f"Actor_01/{clip_name(8, 1, 1, 2, 1)}.wav", _not_audio, ("cannot decode",)),
+    "bad_name": ("Actor_01/recording.wav", lambda p: _wav(p, _good_audio()), ("not a RAVDESS file name",)),
+    "bad_emotion": (f"Actor_01/{clip_name(9, 1, 1, 1, 1)}.wav", lambda p: _wav(p, _good_audio()),
+                    ("unknown emotion code 09",)),
+    "too_short": (f"Actor_02/{clip_name(5, 1, 1, 1, 2)}.wav", lambda p: _wav(p, _good_audio()[:399]),
+                  ("399 samples", "shorter than one 400-sample frame")),
+    "all_zero": (f"Actor_02/{clip_name(6, 1, 1, 1, 2)}.wav", lambda p: _wav(p, np.zeros(8000, np.float32)),
+                 ("silent",)),
+    "nan": (f"Actor_02/{clip_name(7, 1, 1, 1, 2)}.wav", _nan, ("non-finite samples",)),
+}
+AUGMENT = {"seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2]}
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 actors x 4 emotions x 2 takes of 0.3 s: 16 clips, enough for 4 chunks over 2 workers."""
+    root = tmp_path_factory.mktemp("small")
+    make_corpus(root, actors=[1, 2], emotions=[1, 2, 3, 4], takes=2, seconds=0.3)
+    return root
+
+
+def _jobs(base: Path, small: Path) -> dict[str, tuple[Path, Path]]:
+    """name -> (project folder, data folder) for every scenario, written out and ready to run."""
+    one = base / "one_clip"
+    make_corpus(one, actors=[1], emotions=[1], takes=1, seconds=0.3)
+    jobs = {
+        "det_a": (project(base / "det_a", extract={"workers": 2}), small),
+        "serial": (project(base / "serial", extract={"workers": 1}), small),
+        "aug_a": (project(base / "aug_a", extract={"workers": 2, "augment": AUGMENT}), small),
+    }
+    for case, (rel, write, _) in BAD.items():  # on_error: error (the default), one bad clip each
+        shutil.copytree(one, base / f"data_{case}")
+        write(base / f"data_{case}" / rel)
+        jobs[f"bad_{case}"] = (project(base / f"bad_{case}"), base / f"data_{case}")
+    shutil.copytree(small, base / "data_all_bad")
+    for rel, write, _ in BAD.values():
+        write(base / "data_all_bad" / rel)
+    jobs["skip"] = (project(base / "skip", extract={"on_error": "skip", "workers": 2}), base / "data_all_bad")
+    (base / "data_empty/Actor_01").mkdir(parents=True)
+    (base / "data_empty/Actor_01/notes.txt").write_text("no audio here")
+    for folder in ("empty", "missing"):
+        for mode in ("error", "skip"):
+            cwd = project(base / f"{folder}_{mode}", extract={"on_error": mode})
+            jobs[f"{folder}_{mode}"] = (cwd, base / f"data_{folder}")
+    BAD["all_zero"][1](base / "data_only_bad" / BAD["all_zero"][0])
+    jobs["only_bad"] = (project(base / "only_bad", extract={"on_error": "skip"}), base / "data_only_bad")
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def runs(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """name -> (project folder, process); det_b and aug_b rerun det_a and aug_a over a second later."""
+    base = tmp_path_factory.mktemp("runs")
+    jobs = _jobs(base, small_corpus)
+    with ThreadPoolExecutor(max(2, os.cpu_count() or 1)) as pool:
+        futures = {name: pool.submit(run_extract, cwd, data) for name, (cwd, data) in jobs.items()}
+        done = {name: future.result() for name, future in futures.items()}
+        time.sleep(1.1)  # a store that recorded times would now differ
+        for name in ("det", "aug"):
+            jobs[f"{name}_b"] = (project(base / f"{name}_b"), small_corpus)
+            shutil.copy(base / f"{name}_a/params.yaml", base / f"{name}_b/params.yaml")
+        futures = {name: pool.submit(run_extract, jobs[name][0], small_corpus) for name in ("det_b", "aug_b")}
+        done.update({name: future.result() for name, future in futures.items()})
+    return {name: (jobs[name][0], done[name]) for name in jobs}
+
+
+# ---- determinism, parallelism, atomicity -------------------------------------------------------
+
+
+def test_rerun_is_byte_identical(runs: dict[str, Run]) -> None:
+    (a, proc_a), (b, proc_b) = runs["det_a"], runs["det_b"]
+    assert_ok(proc_a)
+    assert_ok(proc_b)
+    assert sha256(a / "out/mfcc.h5") == sha256(b / "out/mfcc.h5")
+    assert sha256(a / "out/report.json") == sha256(b / "out/report.json")
+    assert sorted(p.name for p in (a / "out").iterdir()) == ["mfcc.h5", "report.json"]  # no temp files
+
+
+def test_one_and_two_workers_give_identical_stores(runs: dict[str, Run]) -> None:
+    (serial, proc), (parallel, _) = runs["serial"], runs["det_a"]
+    assert_ok(proc)
+    assert sha256(serial / "out/mfcc.h5") == sha256(parallel / "out/mfcc.h5")
+
+
+def test_default_params_store_originals_only(runs: dict[str, Run], small_corpus: Path) -> None:
+    cwd, proc = runs["det_a"]
+    assert_ok(proc)
+    store = read_store(cwd / "out/mfcc.h5")
+    assert set(store["variant"].tolist()) == {0} and set(store["augment"].tolist()) == {""}
+    assert len(store["path"]) == len(list(small_corpus.rglob("*.wav")))
+    report = json.loads((cwd / "out/report.json").read_text())
+    assert report["clips"] == report["sequences"] == 16 and report["skipped"] == []
+
+
+def test_failed_write_leaves_nothing(small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that dies half-way through writing the store leaves neither output nor temp files."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(h5py.Group, "create_group", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", {"workers": 1})
+    assert_no_files(tmp_path / "out")
+
+
+def test_failed_report_leaves_no_store(
+    small_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store and its report appear together or not at all (DVC would cache a store without report)."""
+
+    def disk_full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pipeline.extract.write_json", disk_full)
+    with pytest.raises(OSError):
+        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", {"workers": 1})
+    assert_no_files(tmp_path / "out")
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session sid, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_ctrl_c_during_extraction(synth_corpus: Path, tmp_path: Path) -> None:
+    """Ctrl-C while the pool works: exit 130, one line, no traceback, no output, no worker left behind."""
+    cwd = project(tmp_path, extract={"workers": 2, "augment": {"seed": 0, "pitch_shift": [2, -2, 1, -1]}})
+    args = ["--data", synth_corpus, "--out", "out/mfcc.h5", "--report", "out/report.json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.extract", *map(str, args)], cwd=cwd, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_session_processes(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the parent and its two pool workers run
+        assert proc.poll() is None, "extraction finished before it could be interrupted"
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "error: interrupted", stderr
+    assert_no_files(cwd / "out")
+    deadline = time.monotonic() + 10
+    while _session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _session_processes(proc.pid) == [], "pool workers outlived the interrupted run"
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_clip_stops_the_run(case: str, runs: dict[str, Run]) -> None:
+    rel, _, needles = BAD[case]
+    cwd, proc = runs[f"bad_{case}"]
+    line = assert_one_line_error(proc, rel, *needles)
+    assert re.fullmatch(r": \S.{3,}", line.split(rel, 1)[1]), line  # "error: <file>: <reason>"
+    assert_no_files(cwd / "out")
+
+
+def test_skip_lists_every_bad_clip_and_stores_the_rest(runs: dict[str, Run], small_corpus: Path) -> None:
+    cwd, proc = runs["skip"]
+    assert_ok(proc)
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+    report = json.loads((cwd / "out/report.json").read_text())
+    skipped = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert sorted(skipped) == sorted(rel for rel, _, _ in BAD.values())
+    for rel, _, needles in BAD.values():
+        assert skipped[rel] and all(n in skipped[rel] for n in needles), (rel, skipped[rel])
+    good = sorted(p.relative_to(small_corpus).as_posix() for p in small_corpus.rglob("*.wav"))
+    assert sorted(read_store(cwd / "out/mfcc.h5")["path"].tolist()) == good
+    assert report["clips"] == len(good)
+
+
+@pytest.mark.parametrize("on_error", ["error", "skip"])
+@pytest.mark.parametrize("folder", ["empty", "missing"])
+def test_no_data_folder_or_no_clips(folder: str, on_error: str, runs: dict[str, Run]) -> None:
+    cwd, proc = runs[f"{folder}_{on_error}"]
+    reason = "no .wav or .flac files" if folder == "empty" else "data folder not found"
+    assert_one_line_error(proc, f"data_{folder}", reason)
+    assert_no_files(cwd / "out")
+
+
+def test_only_bad_clips_with_skip_is_an_error(runs: dict[str, Run]) -> None:
+    cwd, proc = runs["only_bad"]
+    assert_one_line_error(proc, "data_only_bad", "no usable clips")
+    assert_no_files(cwd / "out")
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        ({"on_error": "ignore"}, "extract.on_error"),
+        ({"workers": -1}, "extract.workers"),
+        ({"workers": 1.5}, "extract.workers"),
+        ({"augment": {"time_stretch": [0]}}, "stretch"),
+        ({"augment": {"pitch_shift": ["up"]}}, "extract.augment.pitch_shift"),
+        ({"augment": {"seed": -1, "noise_snr_db": [10]}}, "extract.augment.seed"),
+        ({"augment": [1, 2]}, "extract.augment"),
+    ],
+)
+def test_invalid_params_are_input_errors(
+    edit: dict[str, Any], needle: str, small_corpus: Path, tmp_path: Path
+) -> None:
+    """Each is refused before any work, as an InputError (one line naming params.yaml on the CLI)."""
+    with pytest.raises(InputError, match="params.yaml") as err:
+        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", {"workers": 1, **edit})
+    assert needle in str(err.value) and "\n" not in str(err.value)
+    assert_no_files(tmp_path / "out")
+
+
+# ---- augmentation ----------------------------------------------------------------------------------
+
+
+def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: Path) -> None:
+    cwd, proc = runs["aug_a"]
+    assert_ok(proc)
+    store = read_store(cwd / "out/mfcc.h5")
+    n_clips = len(list(small_corpus.rglob("*.wav")))
+    names = ["", "noise=20", "stretch=1.1", "pitch=2"]
+    assert len(store["path"]) == 4 * n_clips
+    for path in set(store["path"]):
+        rows = np.flatnonzero(store["path"] == path)
+        assert store["variant"][rows].tolist() == [0, 1, 2, 3]
+        assert store["augment"][rows].tolist() == names
+        for field in ("actor", "emotion", "intensity", "statement", "repetition"):
+            assert len(set(store[field][rows].tolist())) == 1
+        original, noisy, stretched, shifted = (
+            store["mfcc"][store["offsets"][r] : store["offsets"][r + 1]] for r in rows
+        )
+        # Noise (and the leakage of stretch and shift) fills the synthetic clips' digital silence,
+        # whose frames the original skips: the noisy variant keeps every frame of the clip.
+        assert len(noisy) > len(original) and not np.allclose(noisy[-len(original) :], original, atol=1e-3)
+        assert abs(len(stretched) - len(noisy) / 1.1) <= 2  # 10 % faster: 10 % fewer frames
+        assert len(original) <= len(shifted) <= len(noisy)  # same duration
+        middle = slice(len(original) // 4, len(original) // 2)
+        assert not np.allclose(shifted[-len(original) :][middle], original[middle], atol=1e-1)
+    report = json.loads((cwd / "out/report.json").read_text())
+    assert report["clips"] == n_clips and report["sequences"] == 4 * n_clips
+    assert report["variants"] == names[1:]
+
+
+def test_augmented_store_is_deterministic(runs: dict[str, Run]) -> None:
+    (a, proc_a), (b, proc_b) = runs["aug_a"], runs["aug_b"]
+    assert_ok(proc_a)
+    assert_ok(proc_b)
+    assert sha256(a / "out/mfcc.h5") == sha256(b / "out/mfcc.h5")
+
+
+def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run], tmp_path: Path) -> None:
+    """Another augment seed changes the noise variant and nothing else."""
+    one = sorted(small_corpus.rglob("*.wav"))[0]
+    (tmp_path / "data" / one.parent.name).mkdir(parents=True)
+    shutil.copy(one, tmp_path / "data" / one.parent.name)
+    params = {"workers": 1, "augment": {**AUGMENT, "seed": 1}}
+    extract(tmp_path / "data", tmp_path / "mfcc.h5", tmp_path / "report.json", params)
+    reseeded = read_store(tmp_path / "mfcc.h5")
+    store = read_store(runs["aug_a"][0] / "out/mfcc.h5")
+    rows = np.flatnonzero(store["path"] == reseeded["path"][0])
+    assert len(rows) == len(reseeded["path"]) == 4
+    for variant, row in enumerate(rows):
+        ours = store["mfcc"][store["offsets"][row] : store["offsets"][row + 1]]
+        theirs = reseeded["mfcc"][reseeded["offsets"][variant] : reseeded["offsets"][variant + 1]]
+        assert np.array_equal(ours, theirs) == (variant != 1), variant
