@@ -40,7 +40,9 @@ def assign_actors(actors: list[int], params: dict[str, Any]) -> pd.DataFrame:
     if n_train <= 0 or n_train % 2:
         reason = f"split.val_actors and split.test_actors leave {n_train} of {len(actors)} actors for train"
         raise InputError("params.yaml", f"{reason}: it must be even and positive")
-    if n_folds < 2 or len(males) % n_folds:
+    if n_folds < 3:  # cross-validation tests on one fold, selects on the next, trains on the rest
+        raise InputError("params.yaml", f"split.folds={n_folds}: cross-validation needs at least 3 folds")
+    if len(males) % n_folds:
         raise InputError("params.yaml", f"split.folds={n_folds} does not divide {len(males)} male actors evenly")
     per_fold = len(males) // n_folds
     # Interleave so that any prefix of `order` holds as many males as females.

@@ -16,7 +16,7 @@ from pipeline.store import Clip, write_store
 from tests.synth import clip_name
 from tests.test_extract import assert_one_line_error, project, run_stage
 
-SMALL = {"seed": 0, "val_actors": 2, "test_actors": 2, "folds": 2}
+SMALL = {"seed": 0, "val_actors": 2, "test_actors": 2, "folds": 4}
 
 
 def fake_store(path: Path, actors: list[int], variants: int = 1) -> Path:
@@ -90,7 +90,7 @@ def test_eight_actor_manifest(runs: dict[str, tuple[Path, Any]]) -> None:
     per_gender = {"test": 1, "train": 2, "val": 1}
     assert counts.to_dict() == {"female": per_gender, "male": per_gender}
     folds = actors.groupby(["fold", "gender"]).size().unstack()
-    assert folds.to_dict() == {"female": {0: 2, 1: 2}, "male": {0: 2, 1: 2}}
+    assert folds.to_dict() == {"female": {k: 1 for k in range(4)}, "male": {k: 1 for k in range(4)}}
 
 
 def test_manifest_is_deterministic_and_follows_the_seed(runs: dict[str, tuple[Path, Any]]) -> None:
@@ -117,12 +117,14 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
     "no_train": {"val_actors": 4, "test_actors": 4},
     "three_folds": {"folds": 3},
     "one_fold": {"folds": 1},
+    "two_folds": {"folds": 2},
     "text_folds": {"folds": "many"},
     "half_seed": {"seed": 0.5},
 }
 BAD_NEEDLES = {
     "odd_val": "split.val_actors", "zero_test": "split.test_actors", "no_train": "0 of 8 actors for train",
-    "three_folds": "split.folds", "one_fold": "split.folds", "text_folds": "split.folds",
+    "three_folds": "split.folds", "one_fold": "split.folds", "two_folds": "at least 3 folds",
+    "text_folds": "split.folds",
     "half_seed": "split.seed",
 }
 

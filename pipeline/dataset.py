@@ -1,0 +1,105 @@
+"""Sequences from the feature store, grouped by the split manifest, batched by similar length."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from pipeline.errors import InputError
+from pipeline.ravdess import class_index
+from pipeline.split import SPLITS, read_manifest, validate
+from pipeline.store import FeatureStore
+
+
+@dataclass
+class SplitData:
+    """One split's sequences (float32 (n_frames, 13) tensors), class labels and store metadata."""
+
+    sequences: list[torch.Tensor]
+    labels: torch.Tensor
+    clips: pd.DataFrame  # the store's metadata rows, in sequence order
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return torch.tensor([len(s) for s in self.sequences])
+
+
+def actor_splits(manifest: pd.DataFrame, fold: int | None = None) -> dict[int, str]:
+    """actor -> split: the manifest's own, or for cross-validation fold k: test = fold k,
+    val = the next fold, train = the rest."""
+    actors = manifest.drop_duplicates("actor").set_index("actor")
+    if fold is None:
+        return actors["split"].to_dict()
+    folds = sorted(actors["fold"].unique())
+    if fold not in folds:
+        raise InputError(None, f"fold {fold} not in the manifest's folds {folds}")
+    val_fold = folds[(folds.index(fold) + 1) % len(folds)]
+    return {a: "test" if f == fold else "val" if f == val_fold else "train" for a, f in actors["fold"].items()}
+
+
+def load_splits(
+    store_path: str | Path,
+    manifest_path: str | Path,
+    scheme: str,
+    train_variants: bool,
+    fold: int | None = None,
+) -> dict[str, SplitData]:
+    """Read the store once and group its sequences by split. Augmented variants (variant > 0)
+    enter only the training split, and only when train_variants is set."""
+    manifest = read_manifest(manifest_path)
+    with FeatureStore(store_path) as store:
+        clips = store.clips
+        emotions = manifest["path"].map(clips[clips["variant"] == 0].set_index("path")["emotion"])
+        if emotions.isna().any():
+            missing = manifest["path"][emotions.isna()].iloc[0]
+            raise InputError(manifest_path, f"clip {missing} is not in the store {store_path} (rerun split)")
+        validate(manifest, emotions, manifest_path)
+        split_of = actor_splits(manifest, fold)
+        unknown = set(clips["actor"]) - set(split_of)
+        if unknown:
+            raise InputError(manifest_path, f"actors {sorted(unknown)} of the store are not in the manifest")
+        clip_split = clips["actor"].map(split_of)
+        keep = clips["variant"].eq(0) | (clip_split.eq("train") & train_variants)
+        rows = np.flatnonzero(keep.to_numpy())
+        sequences = dict(zip(rows, store.sequences(rows)))
+    result = {}
+    for split in SPLITS:
+        idx = [i for i in rows if clip_split.iat[i] == split]
+        labels = [class_index(int(e), scheme) for e in clips["emotion"].iloc[idx]]
+        result[split] = SplitData(
+            [torch.from_numpy(sequences[i]) for i in idx],
+            torch.tensor(labels, dtype=torch.long),
+            clips.iloc[idx].reset_index(drop=True),
+        )
+    return result
+
+
+def length_batches(lengths: torch.Tensor, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Batches of similar length (little padded work), in random order, different every epoch:
+    sort by length with random tie-breaking jitter, cut into batches, shuffle the batches."""
+    jitter = rng.uniform(0, 0.1 * float(lengths.float().mean()), len(lengths))
+    order = np.argsort(lengths.numpy() + jitter, kind="stable")
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def pad(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded (batch, max_len, 13) and the true lengths."""
+    return pad_sequence(sequences, batch_first=True), torch.tensor([len(s) for s in sequences])
+
+
+def in_batches(data: SplitData, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """Fixed batches in length order for evaluation: (indices, padded, lengths)."""
+    order = np.argsort(data.lengths.numpy(), kind="stable")
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        x, lengths = pad([data.sequences[j] for j in idx])
+        yield idx, x, lengths

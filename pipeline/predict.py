@@ -1,0 +1,69 @@
+"""The backend's answer for audio files: MFCCs per frame, the model stepped one frame at a time.
+
+    python -m pipeline.predict FILE [FILE ...] [--model models/model.pth] [--rule last|mean]
+
+Prints one JSON line per file: {"class": int, "confidence": [...], "label": str}. An unusable file
+gets one line on stderr naming it and the reason; the other files are still answered; exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.audio import FRAME_LENGTH, load_audio
+from pipeline.errors import InputError, run_cli
+from pipeline.features import backend_mfcc
+from pipeline.inference import RULES, backend_replay, decide
+from pipeline.model import EmotionLSTM, load_model
+
+
+def labels_for(model_path: Path, n_classes: int) -> list[str]:
+    """Class names from labels.json beside the model (written by the train stage)."""
+    labels_path = model_path.with_name("labels.json")
+    try:
+        names = [c["name"] for c in json.loads(labels_path.read_text())["classes"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(labels_path, f"cannot read the class list ({type(err).__name__})") from None
+    if len(names) != n_classes:
+        raise InputError(labels_path, f"lists {len(names)} classes, the model predicts {n_classes}")
+    return names
+
+
+def predict_file(model: EmotionLSTM, path: Path, names: list[str], rule: str) -> dict[str, Any]:
+    """The backend's response for one file, or InputError if the file is unusable."""
+    audio = load_audio(path)
+    if len(audio) < FRAME_LENGTH:
+        raise InputError(path, f"{len(audio)} samples at 16 kHz is shorter than one {FRAME_LENGTH}-sample frame")
+    mfcc = backend_mfcc(audio)
+    if len(mfcc) == 0:
+        raise InputError(path, "silent throughout (every frame is all zeros)")
+    probabilities = decide(backend_replay(model, mfcc), rule)
+    best = int(probabilities.argmax())
+    return {"class": best, "confidence": [float(p) for p in probabilities], "label": names[best]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("--model", type=Path, default=Path("models/model.pth"))
+    parser.add_argument("--rule", choices=RULES, default="last", help="last frame (the backend's default) or mean")
+    args = parser.parse_args()
+    if not args.model.is_file():
+        raise InputError(args.model, "model file not found (run `dvc repro train`)")
+    model = load_model(args.model)
+    names = labels_for(args.model, model.head.out_features)
+    failed = False
+    for path in args.files:
+        try:
+            print(json.dumps(predict_file(model, path, names, args.rule)), flush=True)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            failed = True
+    return 2 if failed else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,285 @@
+"""Stage train: fit the stateful LSTM on the training actors, keep the best checkpoint by
+validation balanced accuracy, export it in the backend's format.
+
+    python -m pipeline.train [--store features/mfcc.h5] [--split features/split.csv] [--models models]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline import metrics
+from pipeline.dataset import SplitData, length_batches, load_splits, pad
+from pipeline.errors import InputError, run_cli
+from pipeline.inference import decide, replay
+from pipeline.model import EmotionLSTM
+from pipeline.outputs import atomic_path, write_json, write_text
+from pipeline.params import integer, load_params, number, section
+from pipeline.ravdess import EMOJI, class_names
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("cosine", "none")
+# Allowed ranges: values outside them would crash mid-run or train silently wrong. Each test is
+# written so that NaN fails it too (a NaN learning rate trains to garbage without an error).
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "seed": (lambda v: v >= 0, ">= 0"),
+    "hidden_size": (lambda v: v >= 1, ">= 1"),
+    "num_layers": (lambda v: v >= 1, ">= 1"),
+    "dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "epochs": (lambda v: v >= 1, ">= 1"),
+    "batch_size": (lambda v: v >= 1, ">= 1"),
+    "lr": (lambda v: 0 < v < math.inf, "> 0 and finite"),
+    "weight_decay": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
+    "warmup_epochs": (lambda v: v >= 0, ">= 0"),
+    "grad_clip": (lambda v: 0 <= v < math.inf, ">= 0 and finite (0 = off)"),
+    "patience": (lambda v: v >= 1, ">= 1"),
+    "frame_loss_weight": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "feature_noise": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
+    "frame_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """params.yaml `train:`, type-checked: `-S train.lr=1e-05` arrives as a string."""
+
+    seed: int = 0
+    device: str = "auto"
+    hidden_size: int = 128
+    num_layers: int = 2
+    dropout: float = 0.3
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    warmup_epochs: int = 1
+    grad_clip: float = 1.0
+    patience: int = 10
+    frame_loss_weight: float = 0.0
+    class_weighting: bool = True
+    label_smoothing: float = 0.0
+    augment_variants: bool = False
+    feature_noise: float = 0.0
+    frame_dropout: float = 0.0
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrainConfig:
+        unknown = set(params) - {f.name for f in fields(cls)}
+        if unknown:
+            raise InputError("params.yaml", f"unknown train parameters {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in params:
+                continue
+            raw, name = params[f.name], f"train.{f.name}"
+            if f.type == "int":
+                values[f.name] = integer(raw, name)
+            elif f.type == "float":
+                values[f.name] = number(raw, name)
+            elif f.type == "bool":
+                if not isinstance(raw, bool):
+                    raise InputError("params.yaml", f"{name} must be true or false, got {raw!r}")
+                values[f.name] = raw
+            else:
+                values[f.name] = str(raw)
+        config = cls(**values)
+        for name, value, allowed in (
+            ("optimizer", config.optimizer, OPTIMIZERS),
+            ("schedule", config.schedule, SCHEDULES),
+            ("device", config.device, ("auto", "cpu", "cuda")),
+        ):
+            if value not in allowed:
+                raise InputError("params.yaml", f"train.{name} must be one of {allowed}, got {value!r}")
+        for name, (ok, allowed) in RANGES.items():
+            if not ok(getattr(config, name)):
+                raise InputError("params.yaml", f"train.{name} must be {allowed}, got {params[name]!r}")
+        return config
+
+
+@dataclass
+class FitResult:
+    model: EmotionLSTM  # the best checkpoint, on the CPU, in eval mode
+    history: list[dict[str, float]]
+    best_epoch: int
+    seconds_per_epoch: float
+
+
+def resolve_device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
+
+
+def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Inverse class frequency, mean 1: neutral has half the clips of every other emotion."""
+    counts = torch.bincount(labels, minlength=n_classes).float().clamp_min(1)
+    return counts.sum() / (n_classes * counts)
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to zero."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def drop_frames(sequence: torch.Tensor, rate: float) -> torch.Tensor:
+    """Drop each frame with probability `rate`, keeping at least the last one: an emptied sequence
+    would have length 0, and its "last step" would index a padded position."""
+    keep = torch.rand(len(sequence)) >= rate
+    keep[-1] |= ~keep.any()
+    return sequence[keep]
+
+
+def predictions(model: EmotionLSTM, data: SplitData) -> tuple[np.ndarray, float]:
+    """Last-frame-rule predictions and mean cross-entropy of the last step, for a whole split."""
+    probs = np.stack([decide(p, "last") for p in replay(model, data.sequences)])
+    loss = float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-12)), data.labels))
+    return probs.argmax(axis=1), loss
+
+
+def fit(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str = "train") -> FitResult:
+    """Train on data['train'], select on data['val']; deterministic for a given config on the CPU."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = resolve_device(config.device)
+    train, val = data["train"], data["val"]
+    if len(train) == 0 or len(val) == 0:
+        raise InputError(None, "the training and validation splits must both hold clips")
+
+    model = EmotionLSTM(train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout)
+    frames = torch.cat(train.sequences).double()
+    model.set_normalisation(frames.mean(0).float(), frames.std(0).float())
+    model.to(device)
+    weight = class_weights(train.labels, n_classes).to(device) if config.class_weighting else None
+    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, warmup) if config.schedule == "cosine" else 1.0
+    )
+
+    history: list[dict[str, float]] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
+    started = time.perf_counter()
+    bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", file=sys.stderr)
+    for epoch in bar:
+        model.train()
+        lr = optimizer.param_groups[0]["lr"]
+        loss_sum, train_pred, train_true = 0.0, [], []
+        for idx in length_batches(train.lengths, config.batch_size, rng):
+            sequences = [train.sequences[i] for i in idx]
+            if config.frame_dropout > 0:
+                sequences = [drop_frames(s, config.frame_dropout) for s in sequences]
+            x, lengths = pad(sequences)
+            x, lengths, y = x.to(device), lengths.to(device), train.labels[idx].to(device)
+            if config.feature_noise > 0:
+                x = x + config.feature_noise * model.feature_std * torch.randn_like(x)
+            logits = model.frame_logits(x)[0]
+            last = logits[torch.arange(len(idx), device=device), lengths - 1]
+            loss = F.cross_entropy(last, y, weight=weight, label_smoothing=config.label_smoothing)
+            if config.frame_loss_weight > 0:
+                valid = torch.arange(logits.shape[1], device=device)[None, :] < lengths[:, None]
+                frame_loss = F.cross_entropy(
+                    logits[valid], y.repeat_interleave(lengths), weight=weight, label_smoothing=config.label_smoothing
+                )
+                loss = loss + config.frame_loss_weight * frame_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.item() * len(idx)
+            train_pred.append(last.argmax(1).cpu().numpy())
+            train_true.append(y.cpu().numpy())
+
+        val_pred, val_loss = predictions(model, val)
+        tr = metrics.summary(np.concatenate(train_true), np.concatenate(train_pred), n_classes)
+        va = metrics.summary(val.labels.numpy(), val_pred, n_classes)
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / len(train), "val_loss": val_loss}
+        row |= {f"train_{k}": v for k, v in tr.items()} | {f"val_{k}": v for k, v in va.items()}
+        history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_bacc=f"{va['balanced_accuracy']:.3f}")
+        if va["balanced_accuracy"] > best[0]:
+            best = (va["balanced_accuracy"], epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - best[1] >= config.patience:
+            break
+    bar.close()
+    model.load_state_dict(best[2])
+    return FitResult(model.cpu().eval(), history, best[1], (time.perf_counter() - started) / len(history))
+
+
+def labels_document(scheme: str) -> dict[str, Any]:
+    """models/labels.json: what the frontend shows for each class index."""
+    return {
+        "scheme": scheme,
+        "classes": [{"index": i, "name": n, "emoji": EMOJI[n]} for i, n in enumerate(class_names(scheme))],
+    }
+
+
+def export(result: FitResult, scheme: str, models_dir: Path) -> None:
+    """The backend's files: full pickled model, state_dict, and the class list beside them."""
+    with atomic_path(models_dir / "model.pth") as tmp:
+        torch.save(result.model, tmp)
+    with atomic_path(models_dir / "model_weights.pth") as tmp:
+        torch.save(result.model.state_dict(), tmp)
+    write_json(models_dir / "labels.json", labels_document(scheme))
+
+
+def main() -> None:
+    params = load_params()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=Path("features/mfcc.h5"))
+    parser.add_argument("--split", type=Path, default=Path("features/split.csv"))
+    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
+    parser.add_argument("--log", type=Path, default=Path("metrics/train_log.csv"))
+    args = parser.parse_args()
+
+    config = TrainConfig.from_params(section(params, "train"))
+    scheme = section(params, "data").get("classes", "ravdess8")
+    n_classes = len(class_names(scheme))
+    data = load_splits(args.store, args.split, scheme, config.augment_variants)
+    result = fit(data, n_classes, config)
+
+    export(result, scheme, args.models)
+    best = result.history[result.best_epoch - 1]
+    write_text(args.log, pd.DataFrame(result.history).to_csv(index=False, float_format="%.6g"))
+    write_json(
+        args.metrics,
+        metrics.rounded(
+            {
+                "best_epoch": result.best_epoch,
+                "epochs_run": len(result.history),
+                "train_clips": len(data["train"]),
+                "val_clips": len(data["val"]),
+                "parameters": sum(p.numel() for p in result.model.parameters()),
+                "val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
+            }
+        ),
+    )
+    print(
+        f"train: best epoch {result.best_epoch}/{len(result.history)}, val balanced accuracy "
+        f"{best['val_balanced_accuracy']:.3f}, {result.seconds_per_epoch:.1f} s/epoch -> {args.models}",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    run_cli(main)
