@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from pipeline import metrics
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE
@@ -100,6 +101,7 @@ def main() -> None:
     scheme = section(params, "data").get("classes", "ravdess8")
     names = class_names(scheme)
 
+    torch.set_num_threads(1)  # one-frame LSTM steps are latency-bound; extra threads only add overhead
     started = time.perf_counter()
     model = load_model(args.model)
     if model.head.out_features != len(names):

@@ -1,6 +1,7 @@
 """params.yaml, read defensively: `dvc exp run -S train.lr=1e-05` writes numbers YAML 1.1 reads as strings."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def number(value: Any, name: str) -> float:
 
 def integer(value: Any, name: str) -> int:
     result = number(value, name)
-    if result != int(result):
+    if not math.isfinite(result) or result != int(result):
         raise InputError(PARAMS_FILE, f"{name} must be a whole number, got {value!r}")
     return int(result)
 

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from pipeline.audio import FRAME_LENGTH, load_audio
 from pipeline.errors import InputError, run_cli
 from pipeline.features import backend_mfcc
@@ -53,6 +55,7 @@ def main() -> int:
     args = parser.parse_args()
     if not args.model.is_file():
         raise InputError(args.model, "model file not found (run `dvc repro train`)")
+    torch.set_num_threads(1)  # one-frame LSTM steps are latency-bound; extra threads only add overhead
     model = load_model(args.model)
     names = labels_for(args.model, model.head.out_features)
     failed = False

@@ -50,6 +50,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "feature_noise": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
     "frame_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "threads": (lambda v: v >= 1, ">= 1"),
 }
 
 
@@ -59,6 +60,7 @@ class TrainConfig:
 
     seed: int = 0
     device: str = "auto"
+    threads: int = 1
     hidden_size: int = 128
     num_layers: int = 2
     dropout: float = 0.3
@@ -121,6 +123,8 @@ class FitResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("params.yaml", "train.device is cuda, but no CUDA device is available (use auto)")
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
 
 
@@ -154,6 +158,9 @@ def predictions(model: EmotionLSTM, data: SplitData) -> tuple[np.ndarray, float]
 
 def fit(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str = "train") -> FitResult:
     """Train on data['train'], select on data['val']; deterministic for a given config on the CPU."""
+    # A fixed thread count keeps CPU results identical across machines; on 2 busy cores one
+    # thread per training is also faster (cv runs folds side by side instead).
+    torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)
@@ -235,10 +242,11 @@ def labels_document(scheme: str) -> dict[str, Any]:
 
 def export(result: FitResult, scheme: str, models_dir: Path) -> None:
     """The backend's files: full pickled model, state_dict, and the class list beside them."""
-    with atomic_path(models_dir / "model.pth") as tmp:
-        torch.save(result.model, tmp)
-    with atomic_path(models_dir / "model_weights.pth") as tmp:
-        torch.save(result.model.state_dict(), tmp)
+    # Saved through a file object: given a path, torch names the archive's records after the
+    # (random) temporary file name, and equal weights would no longer give equal bytes.
+    for name, obj in (("model.pth", result.model), ("model_weights.pth", result.model.state_dict())):
+        with atomic_path(models_dir / name) as tmp, tmp.open("wb") as f:
+            torch.save(obj, f)
     write_json(models_dir / "labels.json", labels_document(scheme))
 
 
