@@ -3,7 +3,7 @@
     python scripts/sweep.py EXPERIMENTS.yaml [--out results.jsonl] [--workers 8] [--folds 0 1 ...]
 
 EXPERIMENTS.yaml maps a name to overrides of params.yaml's `train:` section. Each result line has
-the name, the overrides, per-fold and mean/std figures (pipeline.cv.aggregate) and the wall time.
+the name, the overrides, per-fold and mean/std figures (pipeline.cv.aggregate) and each fold's seconds.
 """
 from __future__ import annotations
 

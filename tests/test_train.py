@@ -30,6 +30,7 @@ from pipeline.model import EmotionLSTM, load_model
 from pipeline.split import COLUMNS, build_manifest
 from pipeline.store import Clip, write_store
 from pipeline.train import TrainConfig, drop_frames, export, fit
+from tests.test_extract import project as project_folder
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 240  # seconds per subprocess: a hang fails its test instead of the whole run
@@ -93,16 +94,6 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
     return lines[0]
 
 
-def write_project(folder: Path, **edits: dict[str, Any]) -> Path:
-    """A project folder holding the repo's params.yaml with some keys of some sections replaced."""
-    folder.mkdir(parents=True, exist_ok=True)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in edits.items():
-        params[section].update(values)
-    (folder / "params.yaml").write_text(yaml.safe_dump(params))
-    return folder
-
-
 _BUILT: dict[str, Path] = {}
 
 
@@ -110,7 +101,7 @@ def synthetic_project(factory: pytest.TempPathFactory, corpus: Path) -> Path:
     """Once per session: a project folder whose features/mfcc.h5, features/split.csv, models/ and
     metrics/train.* come from `python -m pipeline.extract`, `split` and `train` on the synthetic corpus."""
     if "project" not in _BUILT:
-        root = write_project(factory.mktemp("project"), extract={"workers": 2}, split=SPLIT, train=TINY)
+        root = project_folder(factory.mktemp("project"), extract={"workers": 2}, split=SPLIT, train=TINY)
         for module, args in (("extract", ["--data", corpus]), ("split", []), ("train", [])):
             proc = run_stage(root, module, *args)
             assert proc.returncode == 0, f"{module}: {proc.stderr[-3000:]}"
@@ -386,7 +377,7 @@ def test_cli_end_to_end(project: Path, splits: dict[str, SplitData]) -> None:
 
 
 def test_cli_bad_params_give_one_line_and_no_outputs(project: Path, tmp_path: Path) -> None:
-    cwd = write_project(tmp_path / "bad", train={"epochs": 0})
+    cwd = project_folder(tmp_path / "bad", train={"epochs": 0})
     proc = run_stage(
         cwd, "train", "--store", project / "features/mfcc.h5", "--split", project / "features/split.csv"
     )
