@@ -35,9 +35,10 @@ Run = tuple[Path, "subprocess.CompletedProcess[str]"]  # (project folder, finish
 
 
 def project(folder: Path, **edits: dict[str, Any]) -> Path:
-    """A project folder holding the repo's params.yaml with some keys of some sections replaced."""
+    """A project folder holding the repo's params.yaml, augmentation off, some keys replaced."""
     folder.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["extract"]["augment"] = {"seed": 0}  # no variants unless a test asks: they cost time
     for section, values in edits.items():
         params[section].update(values)
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
@@ -200,7 +201,7 @@ def test_one_and_two_workers_give_identical_stores(runs: dict[str, Run]) -> None
     assert sha256(serial / "out/mfcc.h5") == sha256(parallel / "out/mfcc.h5")
 
 
-def test_default_params_store_originals_only(runs: dict[str, Run], small_corpus: Path) -> None:
+def test_no_augment_params_store_originals_only(runs: dict[str, Run], small_corpus: Path) -> None:
     cwd, proc = runs["det_a"]
     assert_ok(proc)
     store = read_store(cwd / "out/mfcc.h5")
