@@ -22,7 +22,7 @@ from tqdm import tqdm
 from pipeline import augment
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio
 from pipeline.errors import InputError, run_cli
-from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, backend_mfcc
+from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_mfcc
 from pipeline.outputs import atomic_path, write_json
 from pipeline.params import integer, load_params, section
 from pipeline.ravdess import ClipInfo, find_clips, parse_name
@@ -34,20 +34,10 @@ ON_ERROR = ("error", "skip")
 def clip_features(path: Path, info: ClipInfo, variants: list[augment.Variant], seed: int) -> list[Clip]:
     """The original clip and its variants, or InputError if the clip is unusable."""
     audio = load_audio(path)
-    if len(audio) < FRAME_LENGTH:
-        raise InputError(path, f"{len(audio)} samples is shorter than one {FRAME_LENGTH}-sample frame")
     meta = {k: v for k, v in asdict(info).items() if k not in ("modality", "channel")}
-    mfcc = backend_mfcc(audio)
-    if len(mfcc) == 0:
-        raise InputError(path, "every frame is silent (all samples zero)")
-    clips = [Clip({**meta, "variant": 0, "augment": ""}, mfcc)]
+    clips = [Clip({**meta, "variant": 0, "augment": ""}, usable_mfcc(audio, path))]
     for variant in variants:
-        varied_audio = augment.apply(audio, variant, seed, info.path)
-        if len(varied_audio) < FRAME_LENGTH:
-            raise InputError(path, f"variant {variant.name} is shorter than one {FRAME_LENGTH}-sample frame")
-        varied = backend_mfcc(varied_audio)
-        if len(varied) == 0:
-            raise InputError(path, f"variant {variant.name} is silent")
+        varied = usable_mfcc(augment.apply(audio, variant, seed, info.path), f"{path} (variant {variant.name})")
         clips.append(Clip({**meta, "variant": variant.index, "augment": variant.name}, varied))
     return clips
 

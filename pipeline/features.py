@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
+from os import PathLike
 
 import numpy as np
 import scipy.fft
 
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, frame_audio, normalise
+from pipeline.errors import InputError
 
 N_MFCC = 13
 N_FFT = 2048  # librosa's default, zero-padding each 400-sample frame
@@ -93,6 +95,16 @@ def backend_mfcc(audio: np.ndarray) -> np.ndarray:
     if len(kept) == 0:
         return np.zeros((0, N_MFCC), dtype=np.float32)
     return frames_mfcc(kept)
+
+
+def usable_mfcc(audio: np.ndarray, source: str | PathLike[str]) -> np.ndarray:
+    """backend_mfcc, or an InputError naming `source` when the audio gives the model no frame."""
+    if len(audio) < FRAME_LENGTH:
+        raise InputError(source, f"{len(audio)} samples at 16 kHz is shorter than one {FRAME_LENGTH}-sample frame")
+    mfcc = backend_mfcc(audio)
+    if len(mfcc) == 0:
+        raise InputError(source, "silent throughout (every frame is all zeros)")
+    return mfcc
 
 
 def reference_mfcc(audio: np.ndarray) -> np.ndarray:

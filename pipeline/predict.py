@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from pipeline.audio import FRAME_LENGTH, load_audio
+from pipeline.audio import load_audio
 from pipeline.errors import InputError, run_cli
-from pipeline.features import backend_mfcc
+from pipeline.features import usable_mfcc
 from pipeline.inference import RULES, backend_replay, decide
 from pipeline.model import EmotionLSTM, load_model
 
@@ -36,12 +36,7 @@ def labels_for(model_path: Path, n_classes: int) -> list[str]:
 
 def predict_file(model: EmotionLSTM, path: Path, names: list[str], rule: str) -> dict[str, Any]:
     """The backend's response for one file, or InputError if the file is unusable."""
-    audio = load_audio(path)
-    if len(audio) < FRAME_LENGTH:
-        raise InputError(path, f"{len(audio)} samples at 16 kHz is shorter than one {FRAME_LENGTH}-sample frame")
-    mfcc = backend_mfcc(audio)
-    if len(mfcc) == 0:
-        raise InputError(path, "silent throughout (every frame is all zeros)")
+    mfcc = usable_mfcc(load_audio(path), path)
     probabilities = decide(backend_replay(model, mfcc), rule)
     best = int(probabilities.argmax())
     return {"class": best, "confidence": [float(p) for p in probabilities], "label": names[best]}
