@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import metrics
-from pipeline.dataset import load_splits
+from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import run_cli
 from pipeline.evaluate import predictions_table, score
 from pipeline.inference import replay
@@ -77,8 +77,7 @@ def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     params = load_params()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, default=Path("features/mfcc.h5"))
-    parser.add_argument("--split", type=Path, default=Path("features/split.csv"))
+    add_input_arguments(parser)
     parser.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     parser.add_argument("--folds", type=int, nargs="*", help="only these folds (default: all)")
     args = parser.parse_args()

@@ -1,6 +1,7 @@
 """Sequences from the feature store, grouped by the split manifest, batched by similar length."""
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,16 @@ from pipeline.errors import InputError
 from pipeline.ravdess import class_index
 from pipeline.split import SPLITS, read_manifest, validate
 from pipeline.store import FeatureStore
+
+# Where dvc.yaml's extract and split stages put their outputs: the stages that read them default here.
+STORE = Path("features/mfcc.h5")
+MANIFEST = Path("features/split.csv")
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """--store and --split, shared by every stage that trains or scores from the cached features."""
+    parser.add_argument("--store", type=Path, default=STORE, help="feature store (%(default)s)")
+    parser.add_argument("--split", type=Path, default=MANIFEST, help="split manifest (%(default)s)")
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch
 
 from pipeline import metrics
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE
-from pipeline.dataset import SplitData, load_splits
+from pipeline.dataset import SplitData, add_input_arguments, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.inference import RULES, backend_replay, decide, replay
 from pipeline.model import EmotionLSTM, load_model
@@ -93,8 +93,7 @@ def main() -> None:
     params = load_params()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/model.pth"))
-    parser.add_argument("--store", type=Path, default=Path("features/mfcc.h5"))
-    parser.add_argument("--split", type=Path, default=Path("features/split.csv"))
+    add_input_arguments(parser)
     parser.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     args = parser.parse_args()
     config = section(params, "evaluate")

@@ -1,6 +1,10 @@
 """Stage train: fit the stateful LSTM on the training actors, keep the best checkpoint by
 validation balanced accuracy, export it in the backend's format.
 
+With train.ema_decay > 0 the checkpoints are an exponential moving average of the weights
+(updated after every step), the averaging form of checkpoint averaging: validation scores, early
+stopping and the export all use the averaged weights.
+
     python -m pipeline.train [--store features/mfcc.h5] [--split features/split.csv] [--models models]
 """
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline import metrics
-from pipeline.dataset import SplitData, length_batches, load_splits, pad
+from pipeline.dataset import SplitData, add_input_arguments, length_batches, load_splits, pad
 from pipeline.errors import InputError, run_cli
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM
@@ -51,6 +55,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "feature_noise": (lambda v: 0 <= v < math.inf, ">= 0 and finite"),
     "frame_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "threads": (lambda v: v >= 1, ">= 1"),
+    "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
 }
 
 
@@ -79,6 +84,7 @@ class TrainConfig:
     augment_variants: bool = False
     feature_noise: float = 0.0
     frame_dropout: float = 0.0
+    ema_decay: float = 0.0
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
@@ -181,6 +187,14 @@ def fit(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: s
         optimizer, lambda s: lr_factor(s, total, warmup) if config.schedule == "cosine" else 1.0
     )
 
+    # The average is what gets validated and kept; `model` itself keeps training. Averaging draws
+    # nothing random, so ema_decay 0 trains exactly as before. The normalisation buffers are constant.
+    averaged = (
+        torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay))
+        if config.ema_decay > 0
+        else None
+    )
+    scored = averaged.module if averaged is not None else model
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
     started = time.perf_counter()
@@ -212,11 +226,13 @@ def fit(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: s
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             schedule.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             loss_sum += loss.item() * len(idx)
             train_pred.append(last.argmax(1).cpu().numpy())
             train_true.append(y.cpu().numpy())
 
-        val_pred, val_loss = predictions(model, val)
+        val_pred, val_loss = predictions(scored, val)
         tr = metrics.summary(np.concatenate(train_true), np.concatenate(train_pred), n_classes)
         va = metrics.summary(val.labels.numpy(), val_pred, n_classes)
         row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / len(train), "val_loss": val_loss}
@@ -224,7 +240,7 @@ def fit(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: s
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_bacc=f"{va['balanced_accuracy']:.3f}")
         if va["balanced_accuracy"] > best[0]:
-            best = (va["balanced_accuracy"], epoch, copy.deepcopy(model.state_dict()))
+            best = (va["balanced_accuracy"], epoch, copy.deepcopy(scored.state_dict()))
         elif epoch - best[1] >= config.patience:
             break
     bar.close()
@@ -253,8 +269,7 @@ def export(result: FitResult, scheme: str, models_dir: Path) -> None:
 def main() -> None:
     params = load_params()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, default=Path("features/mfcc.h5"))
-    parser.add_argument("--split", type=Path, default=Path("features/split.csv"))
+    add_input_arguments(parser)
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
     parser.add_argument("--log", type=Path, default=Path("metrics/train_log.csv"))

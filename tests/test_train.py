@@ -179,7 +179,7 @@ def test_from_params_refuses_unknown_keys_in_one_line() -> None:
         ("dropout", 1.0), ("dropout", -0.1), ("frame_dropout", 1), ("label_smoothing", 1.5),
         ("feature_noise", -0.5), ("frame_loss_weight", "inf"), ("seed", -1), ("grad_clip", None),
         ("augment_variants", "yes"), ("class_weighting", 1), ("optimizer", "sgd"), ("schedule", "step"),
-        ("device", "tpu"), ("epochs", True),
+        ("device", "tpu"), ("epochs", True), ("ema_decay", 1.0), ("ema_decay", -0.1),
     ],
 )
 def test_from_params_refuses_bad_values_in_one_line(key: str, value: Any) -> None:
@@ -213,13 +213,31 @@ def test_fit_puts_the_training_frame_statistics_inside_the_model(splits: dict[st
 
 
 @pytest.mark.parametrize(
-    "knob", [{"frame_loss_weight": 0.5}, {"feature_noise": 0.3}, {"frame_dropout": 0.3}, {"label_smoothing": 0.1}]
+    "knob",
+    [{"frame_loss_weight": 0.5}, {"feature_noise": 0.3}, {"frame_dropout": 0.3}, {"label_smoothing": 0.1},
+     {"ema_decay": 0.9}],
 )
 def test_regularisation_paths_run_and_change_training(splits: dict[str, SplitData], knob: dict[str, float]) -> None:
     base = fit(splits, 8, config(epochs=2))
     varied = fit(splits, 8, config(epochs=2, **knob))
     assert all(math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]) for row in varied.history)
     assert not state_equal(base.model.state_dict(), varied.model.state_dict()), knob
+
+
+def test_ema_keeps_and_exports_the_averaged_weights(splits: dict[str, SplitData]) -> None:
+    # With a decay near 1 the average hardly moves from the weights after the first step, so the
+    # kept checkpoint sits next to the initial weights while the trained ones have moved away.
+    c = config(epochs=3, patience=5)
+    torch.manual_seed(c.seed)
+    initial = EmotionLSTM(13, c.hidden_size, c.num_layers, 8, c.dropout).state_dict()
+    plain = fit(splits, 8, c).model.state_dict()
+    averaged = fit(splits, 8, config(epochs=3, patience=5, ema_decay=0.999999)).model.state_dict()
+
+    def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+        return sum(float((a[k] - b[k]).abs().sum()) for k in a if k.startswith(("lstm", "head")))
+
+    assert distance(averaged, initial) < 0.25 * distance(plain, initial), (distance(averaged, initial), distance(plain, initial))
+    assert torch.equal(averaged["feature_mean"], plain["feature_mean"])  # statistics are not averaged
 
 
 def test_frame_dropout_shortens_sequences_but_never_empties_one(
