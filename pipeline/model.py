@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 import re
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -51,6 +52,43 @@ class EmotionLSTM(nn.Module):
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         logits, hidden = self.frame_logits(x, hidden)
         return logits[:, -1], hidden
+
+
+def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
+    """One EmotionLSTM whose logits are the mean of the members' logits, frame by frame.
+
+    The members run side by side inside a single nn.LSTM of hidden size sum(member sizes): every
+    gate's weights are block-diagonal, so member k's units only ever see the input and member k's
+    own units. The backend gets a plain model with the usual (h, c) state, at the cost of one LSTM
+    of the summed width. Members must share input size, depth, classes and normalisation.
+    """
+    first = members[0]
+    size, layers = first.lstm.hidden_size, first.lstm.num_layers
+    for m in members[1:]:
+        same = (m.lstm.input_size, m.lstm.hidden_size, m.lstm.num_layers, m.head.out_features) == (
+            first.lstm.input_size, size, layers, first.head.out_features
+        )
+        if not (same and torch.equal(m.feature_mean, first.feature_mean) and torch.equal(m.feature_std, first.feature_std)):
+            raise ValueError("ensemble members must have the same shape and input normalisation")
+    n = len(members)
+    merged = EmotionLSTM(first.lstm.input_size, n * size, layers, first.head.out_features, first.dropout.p)
+    merged.set_normalisation(first.feature_mean, first.feature_std)
+    with torch.no_grad():
+        for name, target in merged.lstm.named_parameters():
+            target.zero_()
+            shared_input = name == "weight_ih_l0"  # layer 0 reads the frame, not member units
+            for k, member in enumerate(members):
+                source = getattr(member.lstm, name)
+                for gate in range(4):  # PyTorch stacks the i, f, g, o gates along dim 0
+                    rows = slice(gate * n * size + k * size, gate * n * size + (k + 1) * size)
+                    block = source[gate * size : (gate + 1) * size]
+                    if block.dim() == 1 or shared_input:
+                        target[rows] = block
+                    else:
+                        target[rows, k * size : (k + 1) * size] = block
+        merged.head.weight.copy_(torch.cat([m.head.weight for m in members], dim=1) / n)
+        merged.head.bias.copy_(torch.stack([m.head.bias for m in members]).mean(0))
+    return merged.eval()
 
 
 # Everything a pickled EmotionLSTM refers to, for torch.load(..., weights_only=True).

@@ -5,6 +5,9 @@ With train.ema_decay > 0 the checkpoints are an exponential moving average of th
 (updated after every step), the averaging form of checkpoint averaging: validation scores, early
 stopping and the export all use the averaged weights.
 
+With train.ensemble = n > 1, n members are trained with seeds seed, seed+1, ... (side by side, one
+process per core) and exported as one LSTM that averages their logits (pipeline.model.ensemble_of).
+
     python -m pipeline.train [--store features/mfcc.h5] [--split features/split.csv] [--models models]
 """
 from __future__ import annotations
@@ -12,10 +15,12 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import multiprocessing
+import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,7 @@ from pipeline import metrics
 from pipeline.dataset import SplitData, add_input_arguments, length_batches, load_splits, pad
 from pipeline.errors import InputError, run_cli
 from pipeline.inference import decide, replay
-from pipeline.model import EmotionLSTM
+from pipeline.model import EmotionLSTM, ensemble_of
 from pipeline.outputs import atomic_path, write_json, write_text
 from pipeline.params import integer, load_params, number, section
 from pipeline.ravdess import EMOJI, class_names
@@ -56,6 +61,7 @@ RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "frame_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
     "threads": (lambda v: v >= 1, ">= 1"),
     "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1) (0 = off)"),
+    "ensemble": (lambda v: v >= 1, ">= 1"),
 }
 
 
@@ -85,6 +91,7 @@ class TrainConfig:
     feature_noise: float = 0.0
     frame_dropout: float = 0.0
     ema_decay: float = 0.0
+    ensemble: int = 1
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
@@ -122,10 +129,17 @@ class TrainConfig:
 
 @dataclass
 class FitResult:
-    model: EmotionLSTM  # the best checkpoint, on the CPU, in eval mode
-    history: list[dict[str, float]]
-    best_epoch: int
+    model: EmotionLSTM  # the best checkpoint (of an ensemble: the merged members), on the CPU, in eval mode
+    history: list[dict[str, float]]  # one row per epoch (of an ensemble: per member and epoch, with "member")
+    best_epoch: int | list[int]  # of an ensemble: one per member
     seconds_per_epoch: float
+    val: dict[str, float]  # the kept model's validation figures
+
+    @property
+    def epochs_run(self) -> int | list[int]:
+        if isinstance(self.best_epoch, int):
+            return len(self.history)
+        return [sum(row["member"] == k + 1 for row in self.history) for k in range(len(self.best_epoch))]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -162,8 +176,37 @@ def predictions(model: EmotionLSTM, data: SplitData) -> tuple[np.ndarray, float]
     return probs.argmax(axis=1), loss
 
 
-def fit(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str = "train") -> FitResult:
-    """Train on data['train'], select on data['val']; deterministic for a given config on the CPU."""
+def fit(
+    data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str = "train", workers: int = 1
+) -> FitResult:
+    """Train on data['train'], select on data['val']; deterministic for a given config on the CPU.
+
+    An ensemble's members train in up to `workers` processes; the result does not depend on how many.
+    """
+    if config.ensemble == 1:
+        return fit_member(data, n_classes, config, desc)
+    tasks = [
+        (data, n_classes, replace(config, seed=config.seed + k, ensemble=1), f"{desc} member {k + 1}/{config.ensemble}")
+        for k in range(config.ensemble)
+    ]
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(min(workers, len(tasks))) as pool:
+            members = pool.starmap(fit_member, tasks)
+    else:
+        members = [fit_member(*task) for task in tasks]
+    model = ensemble_of([m.model for m in members])
+    val_pred, val_loss = predictions(model, data["val"])
+    return FitResult(
+        model,
+        [{"member": k + 1} | row for k, m in enumerate(members) for row in m.history],
+        [m.best_epoch for m in members],
+        sum(m.seconds_per_epoch * len(m.history) for m in members) / sum(len(m.history) for m in members),
+        {"loss": val_loss} | metrics.summary(data["val"].labels.numpy(), val_pred, n_classes),
+    )
+
+
+def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str) -> FitResult:
+    """One model: the training loop, early stopping on validation balanced accuracy."""
     # A fixed thread count keeps CPU results identical across machines; on 2 busy cores one
     # thread per training is also faster (cv runs folds side by side instead).
     torch.set_num_threads(config.threads)
@@ -245,7 +288,14 @@ def fit(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: s
             break
     bar.close()
     model.load_state_dict(best[2])
-    return FitResult(model.cpu().eval(), history, best[1], (time.perf_counter() - started) / len(history))
+    kept = history[best[1] - 1]
+    return FitResult(
+        model.cpu().eval(),
+        history,
+        best[1],
+        (time.perf_counter() - started) / len(history),
+        {k[4:]: v for k, v in kept.items() if k.startswith("val_")},
+    )
 
 
 def labels_document(scheme: str) -> dict[str, Any]:
@@ -279,27 +329,26 @@ def main() -> None:
     scheme = section(params, "data").get("classes", "ravdess8")
     n_classes = len(class_names(scheme))
     data = load_splits(args.store, args.split, scheme, config.augment_variants)
-    result = fit(data, n_classes, config)
+    result = fit(data, n_classes, config, workers=os.cpu_count() or 1)
 
     export(result, scheme, args.models)
-    best = result.history[result.best_epoch - 1]
     write_text(args.log, pd.DataFrame(result.history).to_csv(index=False, float_format="%.6g"))
     write_json(
         args.metrics,
         metrics.rounded(
             {
                 "best_epoch": result.best_epoch,
-                "epochs_run": len(result.history),
+                "epochs_run": result.epochs_run,
                 "train_clips": len(data["train"]),
                 "val_clips": len(data["val"]),
                 "parameters": sum(p.numel() for p in result.model.parameters()),
-                "val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
+                "val": result.val,
             }
         ),
     )
     print(
-        f"train: best epoch {result.best_epoch}/{len(result.history)}, val balanced accuracy "
-        f"{best['val_balanced_accuracy']:.3f}, {result.seconds_per_epoch:.1f} s/epoch -> {args.models}",
+        f"train: best epoch {result.best_epoch}/{result.epochs_run}, val balanced accuracy "
+        f"{result.val['balanced_accuracy']:.3f}, {result.seconds_per_epoch:.1f} s/epoch -> {args.models}",
         file=sys.stderr,
     )
 

@@ -16,7 +16,7 @@ import torch
 from pipeline.errors import InputError
 from pipeline.features import backend_mfcc
 from pipeline.inference import backend_replay, decide, replay
-from pipeline.model import SAFE_GLOBALS, EmotionLSTM, load_model
+from pipeline.model import SAFE_GLOBALS, EmotionLSTM, ensemble_of, load_model
 from tests.synth import synth_clip
 from tests.test_train import TIMEOUT, cli_env, single_thread  # noqa: F401  (autouse fixture)
 
@@ -97,6 +97,37 @@ def test_constant_feature_does_not_divide_by_zero() -> None:
     model.set_normalisation(MEAN, torch.zeros(13))
     assert float(model.feature_std.min()) > 0
     assert np.isfinite(backend_replay(model, raw_sequence(5, 0))).all()
+
+
+# ---- ensembles as one LSTM ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_layers, members", [(1, 2), (2, 2), (2, 3)])
+def test_ensemble_of_averages_the_members_logits_frame_by_frame(num_layers: int, members: int) -> None:
+    parts = [make_model(num_layers, hidden=16, seed=s) for s in range(members)]
+    merged = ensemble_of(parts)
+    assert merged.lstm.hidden_size == 16 * members and merged.lstm.num_layers == num_layers
+    sequence = raw_sequence(60, seed=3)[None]
+    with torch.no_grad():
+        expected = torch.stack([m.frame_logits(sequence)[0] for m in parts]).mean(0)
+        got, (h, c) = merged.frame_logits(sequence)
+    assert (got - expected).abs().max() <= TOL
+    assert h.shape == c.shape == (num_layers, 1, 16 * members)  # the backend's (h, c), just wider
+    # and the backend's own loop, one frame at a time with the returned state, gives the same
+    probs = torch.softmax(expected[0], dim=-1).numpy()
+    assert np.abs(backend_replay(merged, sequence[0]) - probs).max() <= TOL
+
+
+def test_ensemble_of_one_is_the_member_and_mismatched_members_are_refused() -> None:
+    single = make_model(seed=4)
+    sequence = raw_sequence(30, seed=5)
+    assert np.abs(backend_replay(ensemble_of([single]), sequence) - backend_replay(single, sequence)).max() <= TOL
+    with pytest.raises(ValueError, match="same shape"):
+        ensemble_of([make_model(hidden=16), make_model(hidden=8)])
+    other_stats = make_model(seed=1)
+    other_stats.set_normalisation(MEAN + 1, STD)
+    with pytest.raises(ValueError, match="normalisation"):
+        ensemble_of([make_model(), other_stats])
 
 
 # ---- batched replay and the padding trap -------------------------------------------------------------------

@@ -22,14 +22,15 @@ import pytest
 import torch
 import yaml
 
+from pipeline import metrics
 from pipeline import train as train_module
 from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError
 from pipeline.inference import backend_replay, decide, replay
-from pipeline.model import EmotionLSTM, load_model
+from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.split import COLUMNS, build_manifest
 from pipeline.store import Clip, write_store
-from pipeline.train import TrainConfig, drop_frames, export, fit
+from pipeline.train import TrainConfig, drop_frames, export, fit, predictions
 from tests.test_extract import project as project_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -180,6 +181,7 @@ def test_from_params_refuses_unknown_keys_in_one_line() -> None:
         ("feature_noise", -0.5), ("frame_loss_weight", "inf"), ("seed", -1), ("grad_clip", None),
         ("augment_variants", "yes"), ("class_weighting", 1), ("optimizer", "sgd"), ("schedule", "step"),
         ("device", "tpu"), ("epochs", True), ("ema_decay", 1.0), ("ema_decay", -0.1),
+        ("ensemble", 0),
     ],
 )
 def test_from_params_refuses_bad_values_in_one_line(key: str, value: Any) -> None:
@@ -239,6 +241,24 @@ def test_ema_keeps_and_exports_the_averaged_weights(splits: dict[str, SplitData]
     moved_averaged, moved_plain = distance(averaged, initial), distance(plain, initial)
     assert moved_averaged < 0.25 * moved_plain, (moved_averaged, moved_plain)
     assert torch.equal(averaged["feature_mean"], plain["feature_mean"])  # statistics are not averaged
+
+
+def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[str, SplitData]) -> None:
+    c = config(epochs=2, ensemble=2)
+    members = [fit(splits, 8, config(epochs=2, seed=s)) for s in (c.seed, c.seed + 1)]
+    expected = ensemble_of([m.model for m in members]).state_dict()
+    in_process, in_workers = fit(splits, 8, c), fit(splits, 8, c, workers=2)
+    assert state_equal(in_process.model.state_dict(), expected)
+    assert state_equal(in_workers.model.state_dict(), expected)  # processes change nothing
+    assert in_process.model.lstm.hidden_size == 2 * c.hidden_size
+    assert in_process.best_epoch == [m.best_epoch for m in members]
+    assert in_process.epochs_run == [len(m.history) for m in members]
+    assert [row["member"] for row in in_process.history] == [1] * len(members[0].history) + [2] * len(members[1].history)
+    # the reported validation figures are the merged model's own
+    val_pred, _ = predictions(in_process.model, splits["val"])
+    assert in_process.val["balanced_accuracy"] == pytest.approx(
+        metrics.summary(splits["val"].labels.numpy(), val_pred, 8)["balanced_accuracy"]
+    )
 
 
 def test_frame_dropout_shortens_sequences_but_never_empties_one(
