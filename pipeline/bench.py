@@ -1,9 +1,10 @@
 """Benchmark: the fast MFCC path against the per-frame librosa oracle on the same decoded clips.
 
-    python -m pipeline.bench [--data DIR] [--clips N] [--repeat R] [--extract]
+    python -m pipeline.bench [--data DIR] [--clips N] [--repeat R] [--extract] [--model PATH ...]
 
 Both run single-threaded in one process on identical audio, so the ratio measures the algorithm,
-not the core count. --extract also times the whole extract stage as a subprocess.
+not the core count. --extract also times the whole extract stage as a subprocess. --model times
+the backend's frame-by-frame loop on saved models (one thread), to compare what each costs it.
 """
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
 from pipeline.audio import load_audio
 from pipeline.errors import InputError, run_cli
 from pipeline.features import backend_mfcc, reference_mfcc
+from pipeline.inference import backend_replay
+from pipeline.model import EmotionLSTM, load_model
 from pipeline.params import load_params
 from pipeline.ravdess import find_clips
 
@@ -72,6 +76,23 @@ def time_mfcc(audios: list[np.ndarray], repeat: int) -> dict[str, float]:
     }
 
 
+def time_model(model: EmotionLSTM, mfccs: list[np.ndarray], repeat: int) -> float:
+    """µs per frame of the backend's batch-of-one loop over these clips, best of `repeat`, one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        backend_replay(model, mfccs[0][:10])  # warm-up
+        best = np.inf
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for mfcc in mfccs:
+                backend_replay(model, mfcc)
+            best = min(best, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return best / sum(len(m) for m in mfccs) * 1e6
+
+
 def time_extract(data_root: Path) -> float:
     """Wall seconds of `python -m pipeline.extract` on data_root, writing into a scratch folder."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +109,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=12, help="clips spread over the corpus")
     parser.add_argument("--repeat", type=int, default=5, help="fast path: best of this many passes")
     parser.add_argument("--extract", action="store_true", help="also time the whole extract stage")
+    parser.add_argument("--model", type=Path, nargs="+", default=[], help="also time the backend's loop on these models")
     args = parser.parse_args()
     if args.clips < 1 or args.repeat < 1:
         parser.error("--clips and --repeat must be at least 1")
@@ -103,6 +125,11 @@ def main() -> None:
     print(f"worst diff  {r['worst_diff']:9.2e}")
     if args.extract:
         print(f"extract     {time_extract(data_root):9.1f} s wall (whole stage, {data_root})")
+    mfccs = [backend_mfcc(a) for a in audios]
+    for path in args.model:
+        model = load_model(path)
+        size = f"{model.lstm.num_layers} x {model.lstm.hidden_size} units, {sum(p.numel() for p in model.parameters())} parameters"
+        print(f"model       {time_model(model, mfccs, args.repeat):9.1f} µs/frame  ({path}: {size}, best of {args.repeat})")
 
 
 if __name__ == "__main__":

@@ -221,9 +221,10 @@ def test_saved_model_loads_in_a_fresh_process_both_ways(tmp_path: Path) -> None:
     x = raw_sequence(40, seed=3)
     np.save(saved / "x.npy", x.numpy())
     models = {}
-    for layers in (1, 2):
-        model = make_model(layers, seed=layers)
-        path = saved / f"model_{layers}.pth"
+    candidates = {"model_1": make_model(1, seed=1), "model_2": make_model(2, seed=2),
+                  "ensemble": ensemble_of([make_model(2, seed=3), make_model(2, seed=4)])}
+    for name, model in candidates.items():
+        path = saved / f"{name}.pth"
         torch.save(model, path)
         models[str(path)] = model
     (saved / "loader.py").write_text(LOADER)
@@ -286,3 +287,19 @@ def test_load_model_refuses_anything_else(tmp_path: Path) -> None:
         message = str(caught.value)
         assert message.startswith(f"{path}: ") and reason in message and "\n" not in message, message
     assert not marker.exists(), "load_model ran code from a pickle"
+
+
+def test_bench_times_the_backend_loop_of_saved_models(tmp_path: Path, synth_corpus: Path) -> None:
+    single, merged = tmp_path / "single.pth", tmp_path / "merged.pth"
+    torch.save(make_model(2, hidden=16), single)
+    torch.save(ensemble_of([make_model(2, hidden=16, seed=s) for s in (1, 2)]), merged)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.bench", "--data", str(synth_corpus), "--clips", "2", "--repeat", "1",
+         "--model", str(single), str(merged)],
+        env=cli_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("model")]
+    assert len(lines) == 2
+    assert "2 x 16 units" in lines[0] and "2 x 32 units" in lines[1]
+    assert all(float(line.split()[1]) > 0 for line in lines)
