@@ -389,26 +389,35 @@ def test_variants_never_leave_the_training_actors(tmp_path: Path) -> None:
 
 
 def test_cli_end_to_end(project: Path, splits: dict[str, SplitData]) -> None:
+    # params.yaml's default reaches the CLI: an ensemble of two, trained in worker processes
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    config = TrainConfig.from_params(params["train"])
+    assert config.ensemble == 2
     report = json.loads((project / "metrics/train.json").read_text())
     assert set(report) == {"best_epoch", "epochs_run", "train_clips", "val_clips", "parameters", "val"}
-    assert (report["train_clips"], report["val_clips"], report["epochs_run"]) == (64, 32, TINY["epochs"])
-    assert 1 <= report["best_epoch"] <= report["epochs_run"]
+    assert (report["train_clips"], report["val_clips"], report["epochs_run"]) == (64, 32, [TINY["epochs"]] * 2)
+    assert all(1 <= best <= run for best, run in zip(report["best_epoch"], report["epochs_run"]))
     assert set(report["val"]) == {"accuracy", "balanced_accuracy", "macro_f1", "loss"}
 
     log = pd.read_csv(project / "metrics/train_log.csv")
-    assert list(log.columns) == LOG_COLUMNS
-    assert log["epoch"].tolist() == list(range(1, report["epochs_run"] + 1))
-    best = log.iloc[report["best_epoch"] - 1]
-    assert best["val_balanced_accuracy"] == pytest.approx(report["val"]["balanced_accuracy"], abs=1e-5)
-    assert best["val_balanced_accuracy"] == pytest.approx(log["val_balanced_accuracy"].max(), abs=1e-9)
+    assert list(log.columns) == ["member", *LOG_COLUMNS]
+    for member, (best, run) in enumerate(zip(report["best_epoch"], report["epochs_run"]), start=1):
+        rows = log[log["member"] == member]
+        assert rows["epoch"].tolist() == list(range(1, run + 1))
+        kept = rows.iloc[best - 1]["val_balanced_accuracy"]
+        assert kept == pytest.approx(rows["val_balanced_accuracy"].max(), abs=1e-9)
 
     model = load_model(project / "models/model.pth")
+    assert model.lstm.hidden_size == 2 * TINY["hidden_size"]
     assert report["parameters"] == sum(p.numel() for p in model.parameters())
+    val_pred, _ = predictions(model, splits["val"])  # the reported figures are the merged model's
+    assert report["val"]["balanced_accuracy"] == pytest.approx(
+        metrics.summary(splits["val"].labels.numpy(), val_pred, 8)["balanced_accuracy"], abs=1e-5
+    )
     labels = json.loads((project / "models/labels.json").read_text(encoding="utf-8"))
     assert labels["scheme"] == "ravdess8" and [c["name"] for c in labels["classes"]] == RAVDESS8
     # the CLI is fit() on load_splits() with params.yaml's config: same weights in-process
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    in_process = fit(splits, 8, TrainConfig.from_params(params["train"]))
+    in_process = fit(splits, 8, config)
     weights = torch.load(project / "models/model_weights.pth")
     assert in_process.best_epoch == report["best_epoch"]
     for key, value in in_process.model.state_dict().items():
