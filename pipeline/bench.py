@@ -125,7 +125,7 @@ def main() -> None:
     print(f"worst diff  {r['worst_diff']:9.2e}")
     if args.extract:
         print(f"extract     {time_extract(data_root):9.1f} s wall (whole stage, {data_root})")
-    mfccs = [backend_mfcc(a) for a in audios]
+    mfccs = [backend_mfcc(a) for a in audios] if args.model else []
     for path in args.model:
         model = load_model(path)
         size = f"{model.lstm.num_layers} x {model.lstm.hidden_size} units, {sum(p.numel() for p in model.parameters())} parameters"
