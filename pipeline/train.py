@@ -128,18 +128,37 @@ class TrainConfig:
 
 
 @dataclass
+class Member:
+    """One trained model: its best checkpoint (on the CPU, in eval mode) and its training log."""
+
+    model: EmotionLSTM
+    history: list[dict[str, float]]  # one row per epoch
+    best_epoch: int
+    seconds: float
+
+
+@dataclass
 class FitResult:
-    model: EmotionLSTM  # the best checkpoint (of an ensemble: the merged members), on the CPU, in eval mode
-    history: list[dict[str, float]]  # one row per epoch (of an ensemble: per member and epoch, with "member")
-    best_epoch: int | list[int]  # of an ensemble: one per member
-    seconds_per_epoch: float
-    val: dict[str, float]  # the kept model's validation figures
+    model: EmotionLSTM  # the members merged into one (one member: a copy of it), on the CPU, in eval mode
+    members: list[Member]
+    val: dict[str, float]  # the exported model's validation figures
 
     @property
-    def epochs_run(self) -> int | list[int]:
-        if isinstance(self.best_epoch, int):
-            return len(self.history)
-        return [sum(row["member"] == k + 1 for row in self.history) for k in range(len(self.best_epoch))]
+    def history(self) -> list[dict[str, float]]:
+        """Every member's epochs, each row with its member number (1, 2, ...)."""
+        return [{"member": k + 1} | row for k, m in enumerate(self.members) for row in m.history]
+
+    @property
+    def best_epoch(self) -> list[int]:
+        return [m.best_epoch for m in self.members]
+
+    @property
+    def epochs_run(self) -> list[int]:
+        return [len(m.history) for m in self.members]
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return sum(m.seconds for m in self.members) / sum(self.epochs_run)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -176,36 +195,35 @@ def predictions(model: EmotionLSTM, data: SplitData) -> tuple[np.ndarray, float]
     return probs.argmax(axis=1), loss
 
 
+def validation(model: EmotionLSTM, data: SplitData, n_classes: int) -> dict[str, float]:
+    """What checkpoints are selected on and reported with: loss, accuracy, balanced accuracy, macro F1."""
+    predicted, loss = predictions(model, data)
+    return {"loss": loss} | metrics.summary(data.labels.numpy(), predicted, n_classes)
+
+
 def fit(
     data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str = "train", workers: int = 1
 ) -> FitResult:
     """Train on data['train'], select on data['val']; deterministic for a given config on the CPU.
 
-    An ensemble's members train in up to `workers` processes; the result does not depend on how many.
+    config.ensemble members, with seeds seed, seed+1, ..., train in up to `workers` processes (the
+    result does not depend on how many) and are merged into one model (pipeline.model.ensemble_of).
     """
-    if config.ensemble == 1:
-        return fit_member(data, n_classes, config, desc)
+    n = config.ensemble
     tasks = [
-        (data, n_classes, replace(config, seed=config.seed + k, ensemble=1), f"{desc} member {k + 1}/{config.ensemble}")
-        for k in range(config.ensemble)
+        (data, n_classes, replace(config, seed=config.seed + k), desc if n == 1 else f"{desc} member {k + 1}/{n}")
+        for k in range(n)
     ]
-    if workers > 1:
-        with multiprocessing.get_context("spawn").Pool(min(workers, len(tasks))) as pool:
+    if workers > 1 and n > 1:
+        with multiprocessing.get_context("spawn").Pool(min(workers, n)) as pool:
             members = pool.starmap(fit_member, tasks)
     else:
         members = [fit_member(*task) for task in tasks]
     model = ensemble_of([m.model for m in members])
-    val_pred, val_loss = predictions(model, data["val"])
-    return FitResult(
-        model,
-        [{"member": k + 1} | row for k, m in enumerate(members) for row in m.history],
-        [m.best_epoch for m in members],
-        sum(m.seconds_per_epoch * len(m.history) for m in members) / sum(len(m.history) for m in members),
-        {"loss": val_loss} | metrics.summary(data["val"].labels.numpy(), val_pred, n_classes),
-    )
+    return FitResult(model, members, validation(model, data["val"], n_classes))
 
 
-def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str) -> FitResult:
+def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str) -> Member:
     """One model: the training loop, early stopping on validation balanced accuracy."""
     # A fixed thread count keeps CPU results identical across machines; on 2 busy cores one
     # thread per training is also faster (cv runs folds side by side instead).
@@ -230,14 +248,14 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
         optimizer, lambda s: lr_factor(s, total, warmup) if config.schedule == "cosine" else 1.0
     )
 
-    # The average is what gets validated and kept; `model` itself keeps training. Averaging draws
-    # nothing random, so ema_decay 0 trains exactly as before. The normalisation buffers are constant.
-    averaged = (
-        torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay))
-        if config.ema_decay > 0
-        else None
-    )
-    scored = averaged.module if averaged is not None else model
+    # With ema_decay > 0 the average is what gets validated and kept while `model` itself keeps
+    # training. Averaging draws nothing random, so ema_decay 0 trains exactly as without it.
+    averaged = None
+    scored = model
+    if config.ema_decay > 0:
+        ema = torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay)
+        averaged = torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=ema)
+        scored = averaged.module
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
     started = time.perf_counter()
@@ -275,10 +293,9 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             train_pred.append(last.argmax(1).cpu().numpy())
             train_true.append(y.cpu().numpy())
 
-        val_pred, val_loss = predictions(scored, val)
         tr = metrics.summary(np.concatenate(train_true), np.concatenate(train_pred), n_classes)
-        va = metrics.summary(val.labels.numpy(), val_pred, n_classes)
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / len(train), "val_loss": val_loss}
+        va = validation(scored, val, n_classes)
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / len(train), "val_loss": va.pop("loss")}
         row |= {f"train_{k}": v for k, v in tr.items()} | {f"val_{k}": v for k, v in va.items()}
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_bacc=f"{va['balanced_accuracy']:.3f}")
@@ -288,14 +305,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             break
     bar.close()
     model.load_state_dict(best[2])
-    kept = history[best[1] - 1]
-    return FitResult(
-        model.cpu().eval(),
-        history,
-        best[1],
-        (time.perf_counter() - started) / len(history),
-        {k[4:]: v for k, v in kept.items() if k.startswith("val_")},
-    )
+    return Member(model.cpu().eval(), history, best[1], time.perf_counter() - started)
 
 
 def labels_document(scheme: str) -> dict[str, Any]:

@@ -206,6 +206,16 @@ def test_fit_is_deterministic(splits: dict[str, SplitData]) -> None:
     assert not a.model.training and next(a.model.parameters()).device.type == "cpu"
 
 
+def test_a_single_model_is_exported_as_its_best_checkpoint(splits: dict[str, SplitData]) -> None:
+    result = fit(splits, 8, config(epochs=3, patience=5))
+    (member,) = result.members
+    assert state_equal(result.model.state_dict(), member.model.state_dict())
+    assert result.model.lstm.hidden_size == config().hidden_size and [r["member"] for r in result.history] == [1] * 3
+    # the reported validation figures are those the kept epoch was selected with
+    kept = result.history[result.best_epoch[0] - 1]
+    assert result.val == pytest.approx({k[4:]: v for k, v in kept.items() if k.startswith("val_")}, abs=1e-12)
+
+
 def test_fit_puts_the_training_frame_statistics_inside_the_model(splits: dict[str, SplitData]) -> None:
     result = fit(splits, 8, config(epochs=1))
     frames = torch.cat(splits["train"].sequences).double()
@@ -251,9 +261,10 @@ def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[s
     assert state_equal(in_process.model.state_dict(), expected)
     assert state_equal(in_workers.model.state_dict(), expected)  # processes change nothing
     assert in_process.model.lstm.hidden_size == 2 * c.hidden_size
-    assert in_process.best_epoch == [m.best_epoch for m in members]
+    assert in_process.best_epoch == members[0].best_epoch + members[1].best_epoch
     assert in_process.epochs_run == [len(m.history) for m in members]
     assert [row["member"] for row in in_process.history] == [1] * len(members[0].history) + [2] * len(members[1].history)
+    assert in_process.seconds_per_epoch > 0
     # the reported validation figures are the merged model's own
     val_pred, _ = predictions(in_process.model, splits["val"])
     assert in_process.val["balanced_accuracy"] == pytest.approx(
@@ -287,7 +298,8 @@ def test_frame_dropout_shortens_sequences_but_never_empties_one(
 def test_fit_learns_the_synthetic_emotions(splits: dict[str, SplitData]) -> None:
     """Each synthetic emotion has its own pitch: a slightly bigger model separates them quickly."""
     result = fit(splits, 8, config(hidden_size=32, epochs=8, batch_size=8, lr=0.01, dropout=0.0))
-    best = result.history[result.best_epoch - 1]
+    (best_epoch,) = result.best_epoch
+    best = result.history[best_epoch - 1]
     assert best["val_balanced_accuracy"] >= 0.6, [r["val_balanced_accuracy"] for r in result.history]
     test = splits["test"]
     predicted = np.array([decide(p).argmax() for p in replay(result.model, test.sequences)])
