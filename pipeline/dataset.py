@@ -5,6 +5,7 @@ import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,17 @@ class SplitData:
     @property
     def lengths(self) -> torch.Tensor:
         return torch.tensor([len(s) for s in self.sequences])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle all frames as one array. Sent to a worker process as they are, each of the
+        thousands of tensors would travel as its own file descriptor (torch's multiprocessing
+        pickler): three ensemble members' copies ran out of descriptors (Errno 24) and hung the pool."""
+        frames = torch.cat(self.sequences).numpy() if self.sequences else np.zeros((0, 0), np.float32)
+        return _unpickle_split, (frames, [len(s) for s in self.sequences], self.labels.numpy(), self.clips)
+
+
+def _unpickle_split(frames: np.ndarray, lengths: list[int], labels: np.ndarray, clips: pd.DataFrame) -> SplitData:
+    return SplitData(list(torch.from_numpy(frames).split(lengths)), torch.from_numpy(labels), clips)
 
 
 def actor_splits(manifest: pd.DataFrame, fold: int | None = None) -> dict[int, str]:

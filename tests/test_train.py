@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -254,22 +256,37 @@ def test_ema_keeps_and_exports_the_averaged_weights(splits: dict[str, SplitData]
 
 
 def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[str, SplitData]) -> None:
-    c = config(epochs=2, ensemble=2)
-    members = [fit(splits, 8, config(epochs=2, seed=s)) for s in (c.seed, c.seed + 1)]
+    c = config(epochs=2, ensemble=3)  # three members on two workers: one worker trains two
+    members = [fit(splits, 8, config(epochs=2, seed=c.seed + k)) for k in range(3)]
     expected = ensemble_of([m.model for m in members]).state_dict()
     in_process, in_workers = fit(splits, 8, c), fit(splits, 8, c, workers=2)
     assert state_equal(in_process.model.state_dict(), expected)
     assert state_equal(in_workers.model.state_dict(), expected)  # processes change nothing
-    assert in_process.model.lstm.hidden_size == 2 * c.hidden_size
-    assert in_process.best_epoch == members[0].best_epoch + members[1].best_epoch
+    assert in_process.model.lstm.hidden_size == 3 * c.hidden_size
+    assert in_process.best_epoch == [m.best_epoch[0] for m in members] == in_workers.best_epoch
     assert in_process.epochs_run == [len(m.history) for m in members]
-    assert [row["member"] for row in in_process.history] == [1] * len(members[0].history) + [2] * len(members[1].history)
+    assert [row["member"] for row in in_process.history] == [k + 1 for k, m in enumerate(members) for _ in m.history]
     assert in_process.seconds_per_epoch > 0
     # the reported validation figures are the merged model's own
     val_pred, _ = predictions(in_process.model, splits["val"])
     assert in_process.val["balanced_accuracy"] == pytest.approx(
         metrics.summary(splits["val"].labels.numpy(), val_pred, 8)["balanced_accuracy"]
     )
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors in /proc")
+def test_split_data_travels_to_workers_as_one_array(splits: dict[str, SplitData]) -> None:
+    # Pool workers receive their tasks through multiprocessing's pickler, where torch sends every tensor
+    # as a file descriptor: the real training split (~6000 tensors) per member exhausted the limit.
+    train = splits["train"]
+    open_before = len(os.listdir("/proc/self/fd"))
+    payload = ForkingPickler.dumps(train)
+    assert len(os.listdir("/proc/self/fd")) == open_before
+    back = pickle.loads(payload)
+    assert len(back) == len(train) and all(torch.equal(a, b) for a, b in zip(back.sequences, train.sequences))
+    assert torch.equal(back.labels, train.labels) and back.clips.equals(train.clips)
+    empty = pickle.loads(ForkingPickler.dumps(SplitData([], torch.zeros(0, dtype=torch.long), train.clips.iloc[:0])))
+    assert len(empty) == 0 and len(empty.labels) == 0
 
 
 def test_frame_dropout_shortens_sequences_but_never_empties_one(
