@@ -252,9 +252,10 @@ def _session_processes(sid: int) -> list[int]:
 
 def test_ctrl_c_during_extraction(synth_corpus: Path, tmp_path: Path) -> None:
     """Ctrl-C while the pool works: exit 130, one line, no traceback, no output, no worker left behind."""
-    # 17 sequences per clip: several times more work than a loaded machine (CI shared with a training
-    # run) needs between "workers are up" and the interrupt; 4 variants once finished in that window.
-    shifts = [s / 2 for s in range(-8, 9) if s]
+    # 121 sequences per clip (~30 s of work here): the interrupt, 0.3 s after the workers are up, must
+    # land mid-run however the machine is loaded. With 4 and then 16 variants (2-5 s of work) a clean-clone
+    # CI run twice saw the extraction finish before the interrupt.
+    shifts = [s / 10 for s in range(-60, 61) if s]
     cwd = project(tmp_path, extract={"workers": 2, "augment": {"seed": 0, "pitch_shift": shifts}})
     args = ["--data", synth_corpus, "--out", "out/mfcc.h5", "--report", "out/report.json"]
     proc = subprocess.Popen(
