@@ -4,7 +4,8 @@
 
 Folds run in parallel processes (cv.workers); each trains exactly as the train stage would.
 
-Fold k is tested on its own actors, selects its checkpoint on fold k+1, and trains on the rest,
+Fold k is tested on its own actors, selects its checkpoint on fold k+1 (with train.rotate_val,
+ensemble member j on fold k+1+j), and trains on the rest,
 with the train stage's fit() and the evaluate stage's scoring, from the cached features.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import metrics
-from pipeline.dataset import add_input_arguments, load_splits
+from pipeline.dataset import add_input_arguments
 from pipeline.errors import run_cli
 from pipeline.evaluate import predictions_table, score
 from pipeline.inference import replay
@@ -28,17 +29,17 @@ from pipeline.outputs import write_json, write_text
 from pipeline.params import integer, load_params, section
 from pipeline.ravdess import class_names
 from pipeline.split import read_manifest
-from pipeline.train import TrainConfig, fit
+from pipeline.train import TrainConfig, fit, member_splits
 
 FIGURES = ("balanced_accuracy", "accuracy", "macro_f1")
 
 
 def run_fold(store: Path, split: Path, scheme: str, config: TrainConfig, fold: int) -> tuple[dict[str, Any], pd.DataFrame]:
     names = class_names(scheme)
-    data = load_splits(store, split, scheme, config.augment_variants, fold=fold)
+    data = member_splits(store, split, scheme, config, fold)
     started = time.perf_counter()
     result = fit(data, len(names), config, desc=f"fold {fold}")
-    test = data["test"]
+    test = data[0]["test"]
     frame_probs = replay(result.model, test.sequences)
     scored = score(frame_probs, test.labels.numpy(), names)
     seconds = time.perf_counter() - started

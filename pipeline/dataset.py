@@ -55,16 +55,36 @@ def _unpickle_split(frames: np.ndarray, lengths: list[int], labels: np.ndarray, 
     return SplitData(list(torch.from_numpy(frames).split(lengths)), torch.from_numpy(labels), clips)
 
 
-def actor_splits(manifest: pd.DataFrame, fold: int | None = None) -> dict[int, str]:
+def actor_splits(manifest: pd.DataFrame, fold: int | None = None, val_shift: int = 0) -> dict[int, str]:
     """actor -> split: the manifest's own, or for cross-validation fold k: test = fold k,
-    val = the next fold, train = the rest."""
+    val = the next fold, train = the rest.
+
+    val_shift = j moves validation j folds further on (the test fold skipped), and the former
+    validation actors into train: ensemble members that select on different actors also train on
+    different ones. With fold None it needs the manifest's test and val actors to be whole folds.
+    """
     actors = manifest.drop_duplicates("actor").set_index("actor")
-    if fold is None:
+    if fold is None and val_shift == 0:
         return actors["split"].to_dict()
     folds = sorted(actors["fold"].unique())
-    if fold not in folds:
+    first_val = None  # the manifest's val fold; for a cross-validation fold, the next one
+    if fold is None:
+        fold_of = {s: sorted(actors.loc[actors["split"] == s, "fold"].unique()) for s in ("test", "val")}
+        whole = all(
+            len(f) == 1 and set(actors.index[actors["fold"] == f[0]]) == set(actors.index[actors["split"] == s])
+            for s, f in fold_of.items()
+        )
+        if not whole:
+            raise InputError(None, "rotating the validation fold needs the manifest's test and val actors to be one fold each")
+        fold, first_val = fold_of["test"][0], fold_of["val"][0]
+    elif fold not in folds:
         raise InputError(None, f"fold {fold} not in the manifest's folds {folds}")
-    val_fold = folds[(folds.index(fold) + 1) % len(folds)]
+    at = folds.index(fold)
+    others = folds[at + 1 :] + folds[:at]  # the folds in order after the test fold
+    if val_shift >= len(others):
+        raise InputError(None, f"validation shift {val_shift}: only {len(others)} folds besides the test fold")
+    start = 0 if first_val is None else others.index(first_val)
+    val_fold = others[(start + val_shift) % len(others)]
     return {a: "test" if f == fold else "val" if f == val_fold else "train" for a, f in actors["fold"].items()}
 
 
@@ -74,6 +94,7 @@ def load_splits(
     scheme: str,
     train_variants: bool,
     fold: int | None = None,
+    val_shift: int = 0,
 ) -> dict[str, SplitData]:
     """Read the store once and group its sequences by split. Augmented variants (variant > 0)
     enter only the training split, and only when train_variants is set."""
@@ -85,7 +106,7 @@ def load_splits(
             missing = manifest["path"][emotions.isna()].iloc[0]
             raise InputError(manifest_path, f"clip {missing} is not in the store {store_path} (rerun split)")
         validate(manifest, emotions, manifest_path)
-        split_of = actor_splits(manifest, fold)
+        split_of = actor_splits(manifest, fold, val_shift)
         unknown = set(clips["actor"]) - set(split_of)
         if unknown:
             raise InputError(manifest_path, f"actors {sorted(unknown)} of the store are not in the manifest")

@@ -7,6 +7,9 @@ stopping and the export all use the averaged weights.
 
 With train.ensemble = n > 1, n members are trained with seeds seed, seed+1, ... (side by side, one
 process per core) and exported as one LSTM that averages their logits (pipeline.model.ensemble_of).
+With train.rotate_val, member k selects its checkpoint on the k-th fold after the usual validation
+fold and trains on the others (the usual validation actors included): members differ by their
+speakers, not only by their seeds.
 
     python -m pipeline.train [--store features/mfcc.h5] [--split features/split.csv] [--models models]
 """
@@ -19,7 +22,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -92,6 +95,7 @@ class TrainConfig:
     frame_dropout: float = 0.0
     ema_decay: float = 0.0
     ensemble: int = 1
+    rotate_val: bool = False
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TrainConfig:
@@ -141,7 +145,7 @@ class Member:
 class FitResult:
     model: EmotionLSTM  # the members merged into one (one member: a copy of it), on the CPU, in eval mode
     members: list[Member]
-    val: dict[str, float]  # the exported model's validation figures
+    val: dict[str, float]  # the exported model's validation figures (rotated: the members' own, averaged)
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -201,18 +205,36 @@ def validation(model: EmotionLSTM, data: SplitData, n_classes: int) -> dict[str,
     return {"loss": loss} | metrics.summary(data.labels.numpy(), predicted, n_classes)
 
 
+def member_splits(
+    store: Path, manifest: Path, scheme: str, config: TrainConfig, fold: int | None = None
+) -> list[dict[str, SplitData]]:
+    """Each ensemble member's splits: the same for all, or with config.rotate_val member k
+    validating k folds further on (pipeline.dataset.actor_splits). The test split is the same."""
+    shifts = range(config.ensemble) if config.rotate_val else [0]
+    loaded = [load_splits(store, manifest, scheme, config.augment_variants, fold, val_shift=k) for k in shifts]
+    return loaded if config.rotate_val else loaded * config.ensemble
+
+
 def fit(
-    data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str = "train", workers: int = 1
+    data: dict[str, SplitData] | Sequence[dict[str, SplitData]],
+    n_classes: int,
+    config: TrainConfig,
+    desc: str = "train",
+    workers: int = 1,
 ) -> FitResult:
     """Train on data['train'], select on data['val']; deterministic for a given config on the CPU.
 
     config.ensemble members, with seeds seed, seed+1, ..., train in up to `workers` processes (the
     result does not depend on how many) and are merged into one model (pipeline.model.ensemble_of).
+    `data` is every member's splits, or a list of each member's own (member_splits).
     """
     n = config.ensemble
+    per_member = [data] * n if isinstance(data, dict) else list(data)
+    if len(per_member) != n:
+        raise ValueError(f"{len(per_member)} members' splits for an ensemble of {n}")
     tasks = [
-        (data, n_classes, replace(config, seed=config.seed + k), desc if n == 1 else f"{desc} member {k + 1}/{n}")
-        for k in range(n)
+        (d, n_classes, replace(config, seed=config.seed + k), desc if n == 1 else f"{desc} member {k + 1}/{n}")
+        for k, d in enumerate(per_member)
     ]
     if workers > 1 and n > 1:
         with multiprocessing.get_context("spawn").Pool(min(workers, n)) as pool:
@@ -220,7 +242,12 @@ def fit(
     else:
         members = [fit_member(*task) for task in tasks]
     model = ensemble_of([m.model for m in members])
-    return FitResult(model, members, validation(model, data["val"], n_classes))
+    if all(d["val"] is per_member[0]["val"] for d in per_member):
+        val = validation(model, per_member[0]["val"], n_classes)
+    else:  # each member trained on the others' val actors: only its own figures are unseen data
+        kept = [m.history[m.best_epoch - 1] for m in members]
+        val = {k[4:]: float(np.mean([row[k] for row in kept])) for k in kept[0] if k.startswith("val_")}
+    return FitResult(model, members, val)
 
 
 def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str) -> Member:
@@ -338,7 +365,7 @@ def main() -> None:
     config = TrainConfig.from_params(section(params, "train"))
     scheme = section(params, "data").get("classes", "ravdess8")
     n_classes = len(class_names(scheme))
-    data = load_splits(args.store, args.split, scheme, config.augment_variants)
+    data = member_splits(args.store, args.split, scheme, config)
     result = fit(data, n_classes, config, workers=os.cpu_count() or 1)
 
     export(result, scheme, args.models)
@@ -349,8 +376,8 @@ def main() -> None:
             {
                 "best_epoch": result.best_epoch,
                 "epochs_run": result.epochs_run,
-                "train_clips": len(data["train"]),
-                "val_clips": len(data["val"]),
+                "train_clips": len(data[0]["train"]),
+                "val_clips": len(data[0]["val"]),
                 "parameters": sum(p.numel() for p in result.model.parameters()),
                 "val": result.val,
             }
