@@ -75,14 +75,16 @@ def actor_splits(manifest: pd.DataFrame, fold: int | None = None, val_shift: int
             for s, f in fold_of.items()
         )
         if not whole:
-            raise InputError(None, "rotating the validation fold needs the manifest's test and val actors to be one fold each")
+            reason = "train.rotate_val needs the manifest's test and val actors to be one fold each"
+            raise InputError(None, reason)
         fold, first_val = fold_of["test"][0], fold_of["val"][0]
     elif fold not in folds:
         raise InputError(None, f"fold {fold} not in the manifest's folds {folds}")
     at = folds.index(fold)
     others = folds[at + 1 :] + folds[:at]  # the folds in order after the test fold
     if val_shift >= len(others):
-        raise InputError(None, f"validation shift {val_shift}: only {len(others)} folds besides the test fold")
+        reason = f"train.rotate_val: member {val_shift + 1} has no fold left to validate on ({len(others)} besides the test fold)"
+        raise InputError(None, reason)
     start = 0 if first_val is None else others.index(first_val)
     val_fold = others[(start + val_shift) % len(others)]
     return {a: "test" if f == fold else "val" if f == val_fold else "train" for a, f in actors["fold"].items()}

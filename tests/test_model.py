@@ -122,12 +122,29 @@ def test_ensemble_of_one_is_the_member_and_mismatched_members_are_refused() -> N
     single = make_model(seed=4)
     sequence = raw_sequence(30, seed=5)
     assert np.abs(backend_replay(ensemble_of([single]), sequence) - backend_replay(single, sequence)).max() <= TOL
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(ValueError, match="width"):
         ensemble_of([make_model(hidden=16), make_model(hidden=8)])
-    other_stats = make_model(seed=1)
-    other_stats.set_normalisation(MEAN + 1, STD)
-    with pytest.raises(ValueError, match="normalisation"):
-        ensemble_of([make_model(), other_stats])
+
+
+def test_ensemble_of_members_with_their_own_input_statistics() -> None:
+    # Members trained on different actors (train.rotate_val) normalise differently; the merged model
+    # keeps the first member's statistics and folds the others' into their first-layer weights.
+    parts = [make_model(seed=s) for s in range(3)]
+    parts[1].set_normalisation(MEAN + 0.3 * STD, STD * 1.4)
+    parts[2].set_normalisation(MEAN - 0.2 * STD, STD * 0.7)
+    merged = ensemble_of(parts)
+    assert torch.equal(merged.feature_mean, parts[0].feature_mean) and torch.equal(merged.feature_std, parts[0].feature_std)
+    sequence = raw_sequence(80, seed=6)
+    with torch.no_grad():
+        expected = torch.stack([m.frame_logits(sequence[None])[0] for m in parts]).mean(0)
+    probs = torch.softmax(expected[0], dim=-1).numpy()
+    assert np.abs(backend_replay(merged, sequence) - probs).max() <= TOL
+    # and the folding is really needed: ignoring the statistics gives another model
+    for m in parts[1:]:
+        m.set_normalisation(MEAN, STD)
+    with torch.no_grad():
+        ignored = torch.stack([m.frame_logits(sequence[None])[0] for m in parts]).mean(0)
+    assert (ignored - expected).abs().max() > 100 * TOL
 
 
 # ---- batched replay and the padding trap -------------------------------------------------------------------

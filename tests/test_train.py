@@ -26,13 +26,13 @@ import yaml
 
 from pipeline import metrics
 from pipeline import train as train_module
-from pipeline.dataset import SplitData, load_splits
+from pipeline.dataset import SplitData, actor_splits, load_splits
 from pipeline.errors import InputError
 from pipeline.inference import backend_replay, decide, replay
 from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.split import COLUMNS, build_manifest
 from pipeline.store import Clip, write_store
-from pipeline.train import TrainConfig, drop_frames, export, fit, predictions
+from pipeline.train import TrainConfig, drop_frames, export, fit, member_splits, predictions, validation
 from tests.test_extract import project as project_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def test_from_params_refuses_unknown_keys_in_one_line() -> None:
         ("feature_noise", -0.5), ("frame_loss_weight", "inf"), ("seed", -1), ("grad_clip", None),
         ("augment_variants", "yes"), ("class_weighting", 1), ("optimizer", "sgd"), ("schedule", "step"),
         ("device", "tpu"), ("epochs", True), ("ema_decay", 1.0), ("ema_decay", -0.1),
-        ("ensemble", 0),
+        ("ensemble", 0), ("rotate_val", "true"),
     ],
 )
 def test_from_params_refuses_bad_values_in_one_line(key: str, value: Any) -> None:
@@ -272,6 +272,44 @@ def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[s
     assert in_process.val["balanced_accuracy"] == pytest.approx(
         metrics.summary(splits["val"].labels.numpy(), val_pred, 8)["balanced_accuracy"]
     )
+
+
+def test_rotated_validation_gives_each_member_its_own_actors(project: Path, splits: dict[str, SplitData]) -> None:
+    c = config(epochs=2, ensemble=3, rotate_val=True)
+    data = member_splits(project / "features/mfcc.h5", project / "features/split.csv", "ravdess8", c)
+    actors = [{name: set(d[name].clips["actor"]) for name in ("train", "val", "test")} for d in data]
+    usual = {name: set(splits[name].clips["actor"]) for name in ("train", "val", "test")}
+    assert actors[0] == usual  # member 1 keeps the manifest's split
+    for k in (1, 2):
+        assert actors[k]["test"] == usual["test"]  # the test actors are never trained or selected on
+        assert usual["val"] <= actors[k]["train"]  # the usual val actors are trained on
+        assert len(actors[k]["val"]) == len(usual["val"]) and actors[k]["val"] <= usual["train"]
+    assert actors[1]["val"].isdisjoint(actors[2]["val"])
+    # the manifest's folds: test fold 0, member k validates on fold k + 1
+    fold_of = pd.read_csv(project / "features/split.csv").drop_duplicates("actor").set_index("actor")["fold"]
+    assert [{fold_of[a] for a in a_k["val"]} for a_k in actors] == [{1}, {2}, {3}]
+
+    result = fit(data, 8, c)
+    alone = fit(splits, 8, config(epochs=2))
+    assert state_equal(result.members[0].model.state_dict(), alone.model.state_dict())
+    assert not torch.equal(result.members[1].model.feature_mean, result.members[0].model.feature_mean)
+    assert result.model.lstm.hidden_size == 3 * c.hidden_size
+    # no split is unseen by every member: the reported figures are each member's on its own val actors
+    own = [validation(m.model, d["val"], 8) for m, d in zip(result.members, data)]
+    assert result.val == pytest.approx({k: float(np.mean([o[k] for o in own])) for k in own[0]}, abs=1e-9)
+    # a fourth member would find no fold left: the 4 folds are test, and val for 3 members
+    with pytest.raises(InputError, match="no fold left"):
+        member_splits(project / "features/mfcc.h5", project / "features/split.csv", "ravdess8", config(ensemble=4, rotate_val=True))
+
+
+def test_rotated_validation_needs_whole_folds(project: Path, tmp_path: Path) -> None:
+    manifest = pd.read_csv(project / "features/split.csv")
+    assert actor_splits(manifest, None, 1) != actor_splits(manifest, None, 0)
+    test_actor = manifest.loc[manifest["split"] == "test", "actor"].iloc[0]
+    swapped = manifest.assign(fold=manifest["fold"].where(manifest["actor"] != test_actor, 2))
+    assert actor_splits(swapped, None, 0) == actor_splits(manifest, None, 0)  # the manifest's own split: fine
+    with pytest.raises(InputError, match="one fold each"):
+        actor_splits(swapped, None, 1)
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors in /proc")
