@@ -252,8 +252,8 @@ def fit(
 
 def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str) -> Member:
     """One model: the training loop, early stopping on validation balanced accuracy."""
-    # A fixed thread count keeps CPU results identical across machines; on 2 busy cores one
-    # thread per training is also faster (cv runs folds side by side instead).
+    # A fixed thread count keeps CPU results identical from run to run on one machine (another CPU
+    # may round differently: README); on 2 busy cores one thread per training is also faster.
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
