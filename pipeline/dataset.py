@@ -14,12 +14,8 @@ from torch.nn.utils.rnn import pad_sequence
 
 from pipeline.errors import InputError
 from pipeline.ravdess import class_index
-from pipeline.split import SPLITS, read_manifest, validate
-from pipeline.store import FeatureStore
-
-# Where dvc.yaml's extract and split stages put their outputs: the stages that read them default here.
-STORE = Path("features/mfcc.h5")
-MANIFEST = Path("features/split.csv")
+from pipeline.split import MANIFEST, SPLITS, read_manifest, validate
+from pipeline.store import STORE, FeatureStore
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:

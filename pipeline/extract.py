@@ -26,7 +26,7 @@ from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_
 from pipeline.outputs import atomic_path, write_json
 from pipeline.params import integer, load_params, section
 from pipeline.ravdess import ClipInfo, find_clips, parse_name
-from pipeline.store import Clip, write_store
+from pipeline.store import STORE, Clip, write_store
 
 ON_ERROR = ("error", "skip")
 
@@ -152,7 +152,7 @@ def main() -> None:
     params = load_params()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(section(params, "data")["root"]))
-    parser.add_argument("--out", type=Path, default=Path("features/mfcc.h5"))
+    parser.add_argument("--out", type=Path, default=STORE)
     parser.add_argument("--report", type=Path, default=Path("features/extract_report.json"))
     args = parser.parse_args()
     extract(args.data, args.out, args.report, section(params, "extract"))

@@ -17,10 +17,11 @@ from pipeline.errors import InputError, run_cli
 from pipeline.outputs import atomic_path
 from pipeline.params import integer, load_params, section
 from pipeline.ravdess import gender
-from pipeline.store import FeatureStore
+from pipeline.store import STORE, FeatureStore
 
 SPLITS = ("train", "val", "test")
 COLUMNS = ["path", "actor", "gender", "split", "fold"]
+MANIFEST = Path("features/split.csv")  # dvc.yaml's split output: where every stage's --split defaults
 
 
 def assign_actors(actors: list[int], params: dict[str, Any]) -> pd.DataFrame:
@@ -93,8 +94,8 @@ def build_manifest(clips: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, default=Path("features/mfcc.h5"))
-    parser.add_argument("--out", type=Path, default=Path("features/split.csv"))
+    parser.add_argument("--store", type=Path, default=STORE)
+    parser.add_argument("--out", type=Path, default=MANIFEST)
     args = parser.parse_args()
     with FeatureStore(args.store) as store:
         manifest = build_manifest(store.clips, section(load_params(), "split"))

@@ -18,6 +18,8 @@ import pandas as pd
 from pipeline.errors import InputError
 from pipeline.outputs import atomic_path
 
+STORE = Path("features/mfcc.h5")  # dvc.yaml's extract output: where every stage's --store defaults
+
 INT_FIELDS = ("actor", "emotion", "intensity", "statement", "repetition", "variant")
 STR_FIELDS = ("path", "augment")
 
