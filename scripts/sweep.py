@@ -20,10 +20,9 @@ import yaml
 
 from pipeline.cv import aggregate, run_fold
 from pipeline.params import load_params, section
-from pipeline.split import read_manifest
+from pipeline.split import MANIFEST, read_manifest
+from pipeline.store import STORE
 from pipeline.train import TrainConfig
-
-STORE, SPLIT = Path("features/mfcc.h5"), Path("features/split.csv")
 
 
 def _task(args: tuple[str, dict[str, Any], int, str]) -> tuple[str, dict[str, Any], float]:
@@ -31,7 +30,7 @@ def _task(args: tuple[str, dict[str, Any], int, str]) -> tuple[str, dict[str, An
     torch.set_num_threads(1)
     config = TrainConfig.from_params({**section(load_params(), "train"), **overrides})
     started = time.perf_counter()
-    scored, _ = run_fold(STORE, SPLIT, scheme, config, fold)
+    scored, _ = run_fold(STORE, MANIFEST, scheme, config, fold)
     return name, scored, time.perf_counter() - started
 
 
@@ -44,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     experiments: dict[str, dict[str, Any]] = yaml.safe_load(args.experiments.read_text())
     scheme = section(load_params(), "data").get("classes", "ravdess8")
-    folds = args.folds or sorted(read_manifest(SPLIT)["fold"].unique().tolist())
+    folds = args.folds or sorted(read_manifest(MANIFEST)["fold"].unique().tolist())
     tasks = [(name, overrides or {}, fold, scheme) for name, overrides in experiments.items() for fold in folds]
     by_name: dict[str, list[tuple[dict[str, Any], float]]] = {name: [] for name in experiments}
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
