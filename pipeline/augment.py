@@ -5,16 +5,13 @@ variant > 0; only training actors' variants are ever read (pipeline.dataset).
 """
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.errors import InputError
-from pipeline.params import integer, numbers
+from pipeline.config import AugmentConfig
 
 
 @dataclass(frozen=True)
@@ -28,17 +25,11 @@ class Variant:
         return f"{self.kind}={self.value:g}"
 
 
-def variants(augment: dict[str, Any] | None) -> list[Variant]:
+def variants(config: AugmentConfig) -> list[Variant]:
     """The variants that params ask for, numbered from 1 in a fixed order."""
-    augment = augment or {}
-    if not isinstance(augment, dict):
-        raise InputError("params.yaml", f"extract.augment must be a mapping, got {augment!r}")
-    specs = [("noise", v) for v in numbers(augment.get("noise_snr_db"), "extract.augment.noise_snr_db")]
-    specs += [("stretch", v) for v in numbers(augment.get("time_stretch"), "extract.augment.time_stretch")]
-    specs += [("pitch", v) for v in numbers(augment.get("pitch_shift"), "extract.augment.pitch_shift")]
-    for kind, value in specs:
-        if not math.isfinite(value) or (kind == "stretch" and value <= 0):
-            raise InputError("params.yaml", f"extract.augment {kind} value {value:g} is not usable")
+    specs = [("noise", v) for v in config.noise_snr_db]
+    specs += [("stretch", v) for v in config.time_stretch]
+    specs += [("pitch", v) for v in config.pitch_shift]
     return [Variant(i, kind, value) for i, (kind, value) in enumerate(specs, start=1)]
 
 
@@ -47,7 +38,7 @@ def apply(audio: np.ndarray, variant: Variant, seed: int, key: str) -> np.ndarra
     import librosa
 
     if variant.kind == "noise":
-        rng = np.random.default_rng([integer(seed, "extract.augment.seed"), zlib.crc32(key.encode()), variant.index])
+        rng = np.random.default_rng([seed, zlib.crc32(key.encode()), variant.index])
         power = float(np.mean(audio.astype(np.float64) ** 2))
         noise = rng.standard_normal(audio.shape) * np.sqrt(power / 10 ** (variant.value / 10))
         return (audio + noise).astype(np.float32)

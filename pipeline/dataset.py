@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from pipeline.errors import InputError
+from pipeline.manifest import MANIFEST, SPLITS, read_manifest, validate
 from pipeline.ravdess import class_index
-from pipeline.split import MANIFEST, SPLITS, read_manifest, validate
 from pipeline.store import STORE, FeatureStore
 
 
@@ -51,38 +50,16 @@ def _unpickle_split(frames: np.ndarray, lengths: list[int], labels: np.ndarray, 
     return SplitData(list(torch.from_numpy(frames).split(lengths)), torch.from_numpy(labels), clips)
 
 
-def actor_splits(manifest: pd.DataFrame, fold: int | None = None, val_shift: int = 0) -> dict[int, str]:
+def actor_splits(manifest: pd.DataFrame, fold: int | None = None) -> dict[int, str]:
     """actor -> split: the manifest's own, or for cross-validation fold k: test = fold k,
-    val = the next fold, train = the rest.
-
-    val_shift = j moves validation j folds further on (the test fold skipped), and the former
-    validation actors into train: ensemble members that select on different actors also train on
-    different ones. With fold None it needs the manifest's test and val actors to be whole folds.
-    """
+    val = the next fold, train = the rest."""
     actors = manifest.drop_duplicates("actor").set_index("actor")
-    if fold is None and val_shift == 0:
+    if fold is None:
         return actors["split"].to_dict()
     folds = sorted(actors["fold"].unique())
-    first_val = None  # the manifest's val fold; for a cross-validation fold, the next one
-    if fold is None:
-        fold_of = {s: sorted(actors.loc[actors["split"] == s, "fold"].unique()) for s in ("test", "val")}
-        whole = all(
-            len(f) == 1 and set(actors.index[actors["fold"] == f[0]]) == set(actors.index[actors["split"] == s])
-            for s, f in fold_of.items()
-        )
-        if not whole:
-            reason = "train.rotate_val needs the manifest's test and val actors to be one fold each"
-            raise InputError(None, reason)
-        fold, first_val = fold_of["test"][0], fold_of["val"][0]
-    elif fold not in folds:
+    if fold not in folds:
         raise InputError(None, f"fold {fold} not in the manifest's folds {folds}")
-    at = folds.index(fold)
-    others = folds[at + 1 :] + folds[:at]  # the folds in order after the test fold
-    if val_shift >= len(others):
-        reason = f"train.rotate_val: member {val_shift + 1} has no fold left to validate on ({len(others)} besides the test fold)"
-        raise InputError(None, reason)
-    start = 0 if first_val is None else others.index(first_val)
-    val_fold = others[(start + val_shift) % len(others)]
+    val_fold = folds[(folds.index(fold) + 1) % len(folds)]
     return {a: "test" if f == fold else "val" if f == val_fold else "train" for a, f in actors["fold"].items()}
 
 
@@ -92,7 +69,6 @@ def load_splits(
     scheme: str,
     train_variants: bool,
     fold: int | None = None,
-    val_shift: int = 0,
 ) -> dict[str, SplitData]:
     """Read the store once and group its sequences by split. Augmented variants (variant > 0)
     enter only the training split, and only when train_variants is set."""
@@ -104,7 +80,7 @@ def load_splits(
             missing = manifest["path"][emotions.isna()].iloc[0]
             raise InputError(manifest_path, f"clip {missing} is not in the store {store_path} (rerun split)")
         validate(manifest, emotions, manifest_path)
-        split_of = actor_splits(manifest, fold, val_shift)
+        split_of = actor_splits(manifest, fold)
         unknown = set(clips["actor"]) - set(split_of)
         if unknown:
             raise InputError(manifest_path, f"actors {sorted(unknown)} of the store are not in the manifest")
@@ -136,12 +112,3 @@ def length_batches(lengths: torch.Tensor, batch_size: int, rng: np.random.Genera
 def pad(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded (batch, max_len, 13) and the true lengths."""
     return pad_sequence(sequences, batch_first=True), torch.tensor([len(s) for s in sequences])
-
-
-def in_batches(data: SplitData, batch_size: int) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Fixed batches in length order for evaluation: (indices, padded, lengths)."""
-    order = np.argsort(data.lengths.numpy(), kind="stable")
-    for i in range(0, len(order), batch_size):
-        idx = order[i : i + batch_size]
-        x, lengths = pad([data.sequences[j] for j in idx])
-        yield idx, x, lengths

@@ -9,59 +9,21 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from pipeline import metrics
-from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE
-from pipeline.dataset import SplitData, add_input_arguments, load_splits
+from pipeline.audio import HOP_LENGTH, SAMPLE_RATE
+from pipeline.config import DataConfig, EvaluateConfig, load
+from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import InputError, run_cli
-from pipeline.inference import RULES, backend_replay, decide, replay
-from pipeline.model import EmotionLSTM, load_model
+from pipeline.inference import replay
+from pipeline.model import load_model
 from pipeline.outputs import atomic_path, write_json, write_text
-from pipeline.params import integer, load_params, numbers, section
 from pipeline.ravdess import class_names
-
-REPLAY_TOLERANCE = 1e-5  # max |probability difference| allowed between batched and backend replay
-
-
-def frames_after(seconds: float) -> int:
-    """Frames the backend has seen once `seconds` of audio have arrived (at least one)."""
-    return max(1, 1 + int((seconds * SAMPLE_RATE - FRAME_LENGTH) // HOP_LENGTH))
-
-
-def score(frame_probs: Sequence[np.ndarray], labels: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
-    """Both decision rules: last frame at the top level (the backend's default), mean under mean_prob."""
-    n = len(names)
-    decided = {rule: np.stack([decide(p, rule) for p in frame_probs]).argmax(1) for rule in RULES}
-    result: dict[str, Any] = metrics.summary(labels, decided["last"], n)
-    result["mean_prob"] = metrics.summary(labels, decided["mean"], n)
-    result["per_class"] = metrics.per_class(labels, decided["last"], names)
-    result["confusion"] = metrics.confusion(labels, decided["last"], n).tolist()
-    return result
-
-
-def early_curve(frame_probs: Sequence[np.ndarray], labels: np.ndarray, seconds: Sequence[float]) -> list[dict[str, float]]:
-    """Last-frame-rule accuracy when the backend answers after `seconds` of audio (or at the clip's end)."""
-    rows = []
-    for s in seconds:
-        k = frames_after(s)
-        pred = np.array([p[min(k, len(p)) - 1].argmax() for p in frame_probs])
-        rows.append({"seconds": float(s), **metrics.summary(labels, pred, frame_probs[0].shape[1])})
-    return rows
-
-
-def replay_check(model: EmotionLSTM, data: SplitData, batched: Sequence[np.ndarray], n: int, seed: int) -> dict[str, Any]:
-    """Run the backend's literal batch-of-one loop on a sample of clips and compare with the batched replay."""
-    rng = np.random.default_rng(seed)
-    sample = sorted(rng.choice(len(data), size=min(n, len(data)), replace=False).tolist())
-    diff = max(float(np.abs(backend_replay(model, data.sequences[i]) - batched[i]).max()) for i in sample)
-    if diff > REPLAY_TOLERANCE:
-        raise InputError(None, f"batched replay differs from the backend loop by {diff:.2e} (> {REPLAY_TOLERANCE})")
-    return {"clips": len(sample), "max_abs_diff": diff}
+from pipeline.scoring import early_curve, predictions_table, replay_check, score
 
 
 def confusion_png(path: Path, confusion: np.ndarray, names: Sequence[str], title: str) -> None:
@@ -83,21 +45,14 @@ def confusion_png(path: Path, confusion: np.ndarray, names: Sequence[str], title
     plt.close(fig)
 
 
-def predictions_table(clips: pd.DataFrame, labels: np.ndarray, frame_probs: Sequence[np.ndarray], names: Sequence[str]) -> pd.DataFrame:
-    """One row per clip: actual and predicted class names (DVC's confusion template reads this)."""
-    predicted = [names[int(decide(p, "last").argmax())] for p in frame_probs]
-    return pd.DataFrame({"path": clips["path"], "actual": [names[i] for i in labels], "predicted": predicted})
-
-
 def main() -> None:
-    params = load_params()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/model.pth"))
     add_input_arguments(parser)
     parser.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     args = parser.parse_args()
-    config = section(params, "evaluate")
-    scheme = section(params, "data").get("classes", "ravdess8")
+    config = load(EvaluateConfig, "evaluate")
+    scheme = load(DataConfig, "data").classes
     names = class_names(scheme)
 
     torch.set_num_threads(1)  # one-frame LSTM steps are latency-bound; extra threads only add overhead
@@ -111,10 +66,9 @@ def main() -> None:
     test = load_splits(args.store, args.split, scheme, train_variants=False)["test"]
     labels = test.labels.numpy()
     frame_probs = replay(model, test.sequences)
-    check = replay_check(model, test, frame_probs, integer(config.get("backend_check_clips", 8), "evaluate.backend_check_clips"), integer(config.get("seed", 0), "evaluate.seed"))
+    check = replay_check(model, test, frame_probs, config.backend_check_clips, config.seed)
     result = score(frame_probs, labels, names)
-    seconds = numbers(config.get("early_seconds", [0.5, 1, 2]), "evaluate.early_seconds")
-    early = early_curve(frame_probs, labels, seconds)
+    early = early_curve(frame_probs, labels, config.early_seconds)
     longest = max(len(p) for p in frame_probs) * HOP_LENGTH / SAMPLE_RATE
     curve = early_curve(frame_probs, labels, np.arange(0.25, longest + 0.25, 0.25).round(2).tolist())
 

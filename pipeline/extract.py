@@ -21,14 +21,12 @@ from tqdm import tqdm
 
 from pipeline import augment
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio
+from pipeline.config import ExtractConfig, load
 from pipeline.errors import InputError, run_cli
 from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_mfcc
 from pipeline.outputs import atomic_path, write_json
-from pipeline.params import integer, load_params, section
-from pipeline.ravdess import ClipInfo, find_clips, parse_name
+from pipeline.ravdess import DATA, ClipInfo, find_clips, parse_name
 from pipeline.store import STORE, Clip, write_store
-
-ON_ERROR = ("error", "skip")
 
 
 def clip_features(path: Path, info: ClipInfo, variants: list[augment.Variant], seed: int) -> list[Clip]:
@@ -55,7 +53,7 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def store_attrs(params: dict[str, Any]) -> dict[str, Any]:
+def store_attrs(config: ExtractConfig) -> dict[str, Any]:
     """Root attributes: the feature contract and the versions of everything that shaped the numbers."""
     import librosa
     import scipy
@@ -76,23 +74,16 @@ def store_attrs(params: dict[str, Any]) -> dict[str, Any]:
         "scipy_version": scipy.__version__,
         "soxr_version": soxr.__version__,
         "libsndfile_version": soundfile.__libsndfile_version__,
-        "augment": repr(params.get("augment") or {}),
+        "augment": repr(asdict(config.augment)),
     }
 
 
-def extract(data_root: Path, out: Path, report: Path, params: dict[str, Any]) -> dict[str, Any]:
+def extract(data_root: Path, out: Path, report: Path, config: ExtractConfig) -> dict[str, Any]:
     """Run the stage; returns the report. Nothing is written unless every step succeeds."""
-    on_error = params.get("on_error", "error")
-    if on_error not in ON_ERROR:
-        raise InputError("params.yaml", f"extract.on_error must be one of {ON_ERROR}, got {on_error!r}")
-    variants = augment.variants(params.get("augment"))
-    seed = integer((params.get("augment") or {}).get("seed", 0), "extract.augment.seed")
-    if seed < 0:
-        raise InputError("params.yaml", f"extract.augment.seed must not be negative, got {seed}")
-    workers = integer(params.get("workers", 0), "extract.workers")
-    if workers < 0:
-        raise InputError("params.yaml", f"extract.workers must be 0 (one per core) or more, got {workers}")
-    workers = workers or os.cpu_count() or 1
+    on_error = config.on_error
+    variants = augment.variants(config.augment)
+    seed = config.augment.seed
+    workers = config.workers or os.cpu_count() or 1
 
     skipped: list[dict[str, str]] = []
     tasks = []
@@ -139,7 +130,7 @@ def extract(data_root: Path, out: Path, report: Path, params: dict[str, Any]) ->
     }
     with atomic_path(report) as report_tmp:  # the report appears only if the store was written
         write_json(report_tmp, summary)
-        write_store(out, clips, store_attrs(params))
+        write_store(out, clips, store_attrs(config))
     print(
         f"extract: {len(originals)} clips, {len(clips)} sequences, {summary['frames']} frames "
         f"in {elapsed:.1f} s with {workers} workers; {len(skipped)} skipped -> {out}",
@@ -149,13 +140,12 @@ def extract(data_root: Path, out: Path, report: Path, params: dict[str, Any]) ->
 
 
 def main() -> None:
-    params = load_params()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(section(params, "data")["root"]))
+    parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=STORE)
     parser.add_argument("--report", type=Path, default=Path("features/extract_report.json"))
     args = parser.parse_args()
-    extract(args.data, args.out, args.report, section(params, "extract"))
+    extract(args.data, args.out, args.report, load(ExtractConfig, "extract"))
 
 
 if __name__ == "__main__":

@@ -37,10 +37,10 @@ import soundfile as sf
 from tqdm import tqdm
 
 from pipeline.audio import FRAME_LENGTH, SAMPLE_RATE
+from pipeline.config import FetchConfig, load
 from pipeline.errors import InputError, run_cli
 from pipeline.outputs import atomic_path, write_json
-from pipeline.params import PARAMS_FILE, load_params, section
-from pipeline.ravdess import AUDIO_SUFFIXES, CLIPS_PER_ACTOR, N_ACTORS, find_clips, parse_name
+from pipeline.ravdess import AUDIO_SUFFIXES, CLIPS_PER_ACTOR, DATA, N_ACTORS, find_clips, parse_name
 
 OFFICIAL = "official"
 OFFICIAL_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
@@ -340,26 +340,21 @@ def fetch(source: str, dest: str | Path, report_path: str | Path) -> dict[str, A
     return report
 
 
-def resolve_source(cli: str | None, params_file: Path = PARAMS_FILE) -> str:
+def resolve_source(cli: str | None, config: FetchConfig) -> str:
     """--source, else RAVDESS_SOURCE (a machine's local copy), else the committed params.yaml default."""
     if cli:
         return cli
     env = os.environ.get(ENV_SOURCE, "").strip()
-    if env:
-        return env
-    source = section(load_params(params_file), "fetch").get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise InputError(params_file, "fetch.source must be 'official', a URL, a folder or a .zip")
-    return source.strip()
+    return env or config.source.strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", help=f"official | URL | folder | .zip (default: ${ENV_SOURCE}, params.yaml)")
-    parser.add_argument("--dest", type=Path, default=Path("data/ravdess"), help="corpus folder (%(default)s)")
+    parser.add_argument("--dest", type=Path, default=DATA, help="corpus folder (%(default)s)")
     parser.add_argument("--report", type=Path, default=Path("data/validation.json"), help="(%(default)s)")
     args = parser.parse_args()
-    source = resolve_source(args.source)
+    source = resolve_source(args.source, load(FetchConfig, "fetch"))
     start = time.perf_counter()
     report = fetch(source, args.dest, args.report)
     print_summary(report, args.dest)

@@ -60,10 +60,8 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
     The members run side by side inside a single nn.LSTM of hidden size sum(member sizes): every
     gate's weights are block-diagonal, so member k's units only ever see the input and member k's
     own units. The backend gets a plain model with the usual (h, c) state, at the cost of one LSTM
-    of the summed width. Members must share input size, depth and classes. Members trained on
-    different actors have different input statistics: the merged model normalises with the first
-    member's, and every other member's first-layer input weights and bias absorb the difference
-    (W (x - m) / s = W (s0 / s) z + W (m0 - m) / s + ..., with z = (x - m0) / s0), exactly up to rounding.
+    of the summed width. Members must share input size, depth, classes and input statistics (they
+    are trained on the same actors).
     """
     first = members[0]
     size, layers = first.lstm.hidden_size, first.lstm.num_layers
@@ -71,8 +69,9 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
         same = (m.lstm.input_size, m.lstm.hidden_size, m.lstm.num_layers, m.head.out_features) == (
             first.lstm.input_size, size, layers, first.head.out_features
         )
-        if not same:
-            raise ValueError("ensemble members must have the same input size, width, depth and classes")
+        same_input = torch.equal(m.feature_mean, first.feature_mean) and torch.equal(m.feature_std, first.feature_std)
+        if not (same and same_input):
+            raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
     merged = EmotionLSTM(first.lstm.input_size, n * size, layers, first.head.out_features, first.dropout.p)
     merged.set_normalisation(first.feature_mean, first.feature_std)
@@ -81,7 +80,7 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
             target.zero_()
             shared_input = name == "weight_ih_l0"  # layer 0 reads the frame, not member units
             for k, member in enumerate(members):
-                source = renormalised(member, first, name)
+                source = getattr(member.lstm, name)
                 for gate in range(4):  # PyTorch stacks the i, f, g, o gates along dim 0
                     rows = slice(gate * n * size + k * size, gate * n * size + (k + 1) * size)
                     block = source[gate * size : (gate + 1) * size]
@@ -92,20 +91,6 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
         merged.head.weight.copy_(torch.cat([m.head.weight for m in members], dim=1) / n)
         merged.head.bias.copy_(torch.stack([m.head.bias for m in members]).mean(0))
     return merged.eval()
-
-
-def renormalised(member: EmotionLSTM, reference: EmotionLSTM, name: str) -> torch.Tensor:
-    """member's LSTM parameter `name`, rewritten to read inputs normalised with reference's statistics.
-    Only layer 0's input weights and one of its biases change; with equal statistics nothing does."""
-    source = getattr(member.lstm, name)
-    if torch.equal(member.feature_mean, reference.feature_mean) and torch.equal(member.feature_std, reference.feature_std):
-        return source
-    weight = member.lstm.weight_ih_l0
-    if name == "weight_ih_l0":
-        return weight * (reference.feature_std / member.feature_std)[None, :]
-    if name == "bias_ih_l0":
-        return source + weight @ ((reference.feature_mean - member.feature_mean) / member.feature_std)
-    return source
 
 
 # Everything a pickled EmotionLSTM refers to, for torch.load(..., weights_only=True).

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 
+DATA = Path("data/ravdess")  # dvc.yaml's fetch output: where fetch writes and extract reads by default
 AUDIO_SUFFIXES = (".wav", ".flac")
 N_ACTORS = 24
 CLIPS_PER_ACTOR = 60  # speech: 8 emotions x statements x repetitions, neutral without strong intensity

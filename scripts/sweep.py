@@ -8,7 +8,6 @@ the name, the overrides, per-fold and mean/std figures (pipeline.cv.aggregate) a
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import multiprocessing
 import time
@@ -18,17 +17,16 @@ from typing import Any
 import torch
 import yaml
 
-from pipeline.cv import aggregate, run_fold
-from pipeline.params import load_params, section
-from pipeline.split import MANIFEST, read_manifest
+from pipeline.config import DataConfig, TrainConfig, load, load_params, parse
+from pipeline.crossval import aggregate, run_fold
+from pipeline.manifest import MANIFEST, read_manifest
 from pipeline.store import STORE
-from pipeline.train import TrainConfig
 
 
 def _task(args: tuple[str, dict[str, Any], int, str]) -> tuple[str, dict[str, Any], float]:
     name, overrides, fold, scheme = args
     torch.set_num_threads(1)
-    config = TrainConfig.from_params({**section(load_params(), "train"), **overrides})
+    config = parse(TrainConfig, {**load_params()["train"], **overrides}, "train")
     started = time.perf_counter()
     scored, _ = run_fold(STORE, MANIFEST, scheme, config, fold)
     return name, scored, time.perf_counter() - started
@@ -42,7 +40,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, nargs="*")
     args = parser.parse_args()
     experiments: dict[str, dict[str, Any]] = yaml.safe_load(args.experiments.read_text())
-    scheme = section(load_params(), "data").get("classes", "ravdess8")
+    scheme = load(DataConfig, "data").classes
     folds = args.folds or sorted(read_manifest(MANIFEST)["fold"].unique().tolist())
     tasks = [(name, overrides or {}, fold, scheme) for name, overrides in experiments.items() for fold in folds]
     by_name: dict[str, list[tuple[dict[str, Any], float]]] = {name: [] for name in experiments}

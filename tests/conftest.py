@@ -1,14 +1,25 @@
-"""Shared fixtures: a synthetic corpus for every test, and the real RAVDESS copy where it exists."""
+"""Shared fixtures: a synthetic corpus, a synthetic project built by the real stage commands, and
+the real RAVDESS copy where it exists."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
-from tests.synth import make_corpus
+from tests.helpers import REPO, SPLIT, TINY, make_corpus, project_folder, run_stage
 
-REPO = Path(__file__).resolve().parents[1]
 REAL_RAVDESS = (REPO.parent / "shared" / "ravdess").resolve()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_thread() -> Iterator[None]:
+    """In-process torch on one thread (fast and stable on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +27,17 @@ def synth_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 actors x 8 emotions x 2 takes of 0.8 s synthetic clips, 16 kHz WAV."""
     root = tmp_path_factory.mktemp("corpus")
     make_corpus(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory, synth_corpus: Path) -> Path:
+    """A project folder whose features/, models/ and metrics/train.* come from `python -m pipeline.extract`,
+    `split` and `train` on the synthetic corpus (2 val, 2 test, 4 train actors; a tiny model)."""
+    root = project_folder(tmp_path_factory.mktemp("project"), extract={"workers": 2}, split=SPLIT, train=TINY)
+    for module, args in (("extract", ["--data", synth_corpus]), ("split", []), ("train", [])):
+        proc = run_stage(root, module, *args)
+        assert proc.returncode == 0, f"{module}: {proc.stderr[-3000:]}"
     return root
 
 

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, frame_audio, load_audio, normalise
 from pipeline.errors import InputError
-from tests.synth import synth_clip
+from tests.helpers import header_only, non_finite, not_audio, synth_clip, truncated_header
 
 # A few real clips spread over actors and emotions (neutral, happy strong, angry strong, surprised).
 REAL_CLIPS = (
@@ -118,37 +118,6 @@ def test_normalise_silence_stays_zero() -> None:
     assert np.array_equal(normalise(np.zeros(800, dtype=np.float32)), np.zeros(800, dtype=np.float32))
 
 
-def _write_wav(path: Path, audio: np.ndarray, subtype: str = "PCM_16") -> Path:
-    sf.write(path, audio, 48000, subtype=subtype)
-    return path
-
-
-def _truncated_header(path: Path) -> Path:
-    data = _write_wav(path, tone_mix(48000)).read_bytes()
-    path.write_bytes(data[:30])  # cut inside the fmt chunk
-    return path
-
-
-def _header_only(path: Path) -> Path:
-    data = _write_wav(path, tone_mix(48000)).read_bytes()
-    path.write_bytes(data[:44])  # a complete header, not one sample
-    return path
-
-
-def _not_audio(path: Path) -> Path:
-    path.write_bytes(b"<html>this is not a wav file</html>\n" * 40)
-    return path
-
-
-def _non_finite(value: float) -> Callable[[Path], Path]:
-    def write(path: Path) -> Path:
-        audio = tone_mix(48000)
-        audio[1000] = value
-        return _write_wav(path, audio, subtype="FLOAT")
-
-    return write
-
-
 def _empty(path: Path) -> Path:
     path.write_bytes(b"")
     return path
@@ -158,12 +127,12 @@ def _empty(path: Path) -> Path:
     "make",
     [
         lambda path: path,  # never written: missing
-        _truncated_header,
-        _header_only,
-        _not_audio,
-        _non_finite(np.nan),
-        _non_finite(np.inf),
-        _non_finite(-np.inf),
+        truncated_header,
+        header_only,
+        not_audio,
+        non_finite(np.nan),
+        non_finite(np.inf),
+        non_finite(-np.inf),
         _empty,
     ],
     ids=["missing", "truncated-header", "header-only", "not-audio", "nan", "inf", "-inf", "zero-length"],

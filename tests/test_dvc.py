@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.synth import make_corpus
+from tests.helpers import make_corpus
 
 pytest.importorskip("dvc")
 if shutil.which("git") is None:
@@ -136,7 +136,7 @@ def find_experiment(nodes: Any, name: str) -> dict[str, Any] | None:
 
 
 @pytest.fixture()
-def project(tmp_path: Path) -> Project:
+def dvc_project(tmp_path: Path) -> Project:
     corpus = tmp_path / "corpus"
     make_corpus(corpus, actors=range(1, 9), emotions=range(1, 9), takes=2, seconds=0.3)  # 0.5 s clips
     root = tmp_path / "repo"
@@ -157,7 +157,8 @@ def project(tmp_path: Path) -> Project:
     return p
 
 
-def test_dvc_pipeline_end_to_end(project: Project) -> None:
+def test_dvc_pipeline_end_to_end(dvc_project: Project) -> None:
+    project = dvc_project
     p = project
 
     # 1. A fresh repository: every stage runs, in dependency order, and writes its outputs.

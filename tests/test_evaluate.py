@@ -1,4 +1,4 @@
-"""The evaluate stage as DVC runs it, on the synthetic project of test_train: test actors replayed
+"""The evaluate stage as DVC runs it, on the session's synthetic project (tests/conftest.py): test actors replayed
 frame by frame, metrics for both decision rules, plots, a backend-loop cross-check, reproducible bytes."""
 from __future__ import annotations
 
@@ -14,25 +14,13 @@ import yaml
 from pipeline import metrics
 from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError
-from pipeline.evaluate import early_curve, frames_after, replay_check
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, load_model
-from tests.test_train import (  # noqa: F401  (single_thread: autouse fixture)
-    RAVDESS8,
-    assert_ok,
-    assert_one_line_error,
-    run_stages,
-    single_thread,
-    synthetic_project,
-)
+from pipeline.scoring import early_curve, frames_after, replay_check
+from tests.helpers import RAVDESS8, assert_ok, assert_one_line_error, run_stages
 
 OUTPUTS = ("eval.json", "eval_predictions.csv", "early_decision.csv", "confusion.png")
 Runs = dict[str, subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, synth_corpus: Path) -> Path:
-    return synthetic_project(tmp_path_factory, synth_corpus)
 
 
 @pytest.fixture(scope="module")

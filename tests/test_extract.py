@@ -5,7 +5,6 @@ spends ~1.5 s importing), so the file stays fast on a 2-core CI machine.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,64 +20,31 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-import soundfile as sf
-import yaml
 
-from pipeline.errors import InputError
 from pipeline.extract import extract
-from tests.synth import SR, clip_name, make_corpus, synth_clip
-
-REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 180  # seconds; a hung pool fails its test instead of hanging the run
+from tests.helpers import (
+    REPO,
+    assert_no_files,
+    assert_ok,
+    assert_one_line_error,
+    clip_name,
+    good_audio,
+    make_corpus,
+    non_finite,
+    not_audio,
+    run_stage,
+    serial_config,
+    sha256,
+    truncated_header,
+    write_wav,
+)
+from tests.helpers import project_folder as project
 
 Run = tuple[Path, "subprocess.CompletedProcess[str]"]  # (project folder, finished process)
 
 
-def project(folder: Path, **edits: dict[str, Any]) -> Path:
-    """A project folder holding the repo's params.yaml, augmentation off, some keys replaced."""
-    folder.mkdir(parents=True, exist_ok=True)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["extract"]["augment"] = {"seed": 0}  # no variants unless a test asks: they cost time
-    for section, values in edits.items():
-        params[section].update(values)
-    (folder / "params.yaml").write_text(yaml.safe_dump(params))
-    return folder
-
-
-def run_stage(cwd: Path, module: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
-    """`python -m pipeline.<module> ARGS` in cwd, importing this checkout's package."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", f"pipeline.{module}", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT,
-    )
-
-
 def run_extract(cwd: Path, data: Path) -> subprocess.CompletedProcess[str]:
     return run_stage(cwd, "extract", "--data", data, "--out", "out/mfcc.h5", "--report", "out/report.json")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
-    assert proc.returncode == 0, proc.stderr
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Exit code 2 and stderr one `error:` line (no traceback, warning or progress bar) with every needle."""
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-def assert_no_files(folder: Path) -> None:
-    """Nothing written: no output and no temporary file."""
-    assert not folder.exists() or not any(folder.rglob("*")), sorted(folder.rglob("*"))
 
 
 def read_store(path: Path) -> dict[str, np.ndarray]:
@@ -89,43 +55,18 @@ def read_store(path: Path) -> dict[str, np.ndarray]:
     return data
 
 
-def _wav(path: Path, audio: np.ndarray, subtype: str = "PCM_16") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, audio, SR, subtype=subtype)
-
-
-def _good_audio() -> np.ndarray:
-    return synth_clip(3, 1, 0, seconds=0.3)
-
-
-def _truncated(path: Path) -> None:
-    _wav(path, _good_audio())
-    path.write_bytes(path.read_bytes()[:30])  # cut inside the header
-
-
-def _not_audio(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("this is a text file with a .wav name\n" * 20)
-
-
-def _nan(path: Path) -> None:
-    audio = _good_audio()
-    audio[1000:1010] = np.nan
-    _wav(path, audio, subtype="FLOAT")
-
-
 # case -> (file relative to the data root, writer, words the reason must contain)
 BAD: dict[str, tuple[str, Any, tuple[str, ...]]] = {
-    "truncated": (f"Actor_01/{clip_name(8, 1, 1, 1, 1)}.wav", _truncated, ("cannot decode",)),
-    "not_audio": (f"Actor_01/{clip_name(8, 1, 1, 2, 1)}.wav", _not_audio, ("cannot decode",)),
-    "bad_name": ("Actor_01/recording.wav", lambda p: _wav(p, _good_audio()), ("not a RAVDESS file name",)),
-    "bad_emotion": (f"Actor_01/{clip_name(9, 1, 1, 1, 1)}.wav", lambda p: _wav(p, _good_audio()),
+    "truncated": (f"Actor_01/{clip_name(8, 1, 1, 1, 1)}.wav", truncated_header, ("cannot decode",)),
+    "not_audio": (f"Actor_01/{clip_name(8, 1, 1, 2, 1)}.wav", not_audio, ("cannot decode",)),
+    "bad_name": ("Actor_01/recording.wav", lambda p: write_wav(p, good_audio()), ("not a RAVDESS file name",)),
+    "bad_emotion": (f"Actor_01/{clip_name(9, 1, 1, 1, 1)}.wav", lambda p: write_wav(p, good_audio()),
                     ("unknown emotion code 09",)),
-    "too_short": (f"Actor_02/{clip_name(5, 1, 1, 1, 2)}.wav", lambda p: _wav(p, _good_audio()[:399]),
+    "too_short": (f"Actor_02/{clip_name(5, 1, 1, 1, 2)}.wav", lambda p: write_wav(p, good_audio()[:399]),
                   ("399 samples", "shorter than one 400-sample frame")),
-    "all_zero": (f"Actor_02/{clip_name(6, 1, 1, 1, 2)}.wav", lambda p: _wav(p, np.zeros(8000, np.float32)),
+    "all_zero": (f"Actor_02/{clip_name(6, 1, 1, 1, 2)}.wav", lambda p: write_wav(p, np.zeros(8000, np.float32)),
                  ("silent",)),
-    "nan": (f"Actor_02/{clip_name(7, 1, 1, 1, 2)}.wav", _nan, ("non-finite samples",)),
+    "nan": (f"Actor_02/{clip_name(7, 1, 1, 1, 2)}.wav", non_finite(np.nan), ("non-finite samples",)),
 }
 AUGMENT = {"seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2]}
 
@@ -219,7 +160,7 @@ def test_failed_write_leaves_nothing(small_corpus: Path, tmp_path: Path, monkeyp
 
     monkeypatch.setattr(h5py.Group, "create_group", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", {"workers": 1})
+        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", serial_config())
     assert_no_files(tmp_path / "out")
 
 
@@ -233,7 +174,7 @@ def test_failed_report_leaves_no_store(
 
     monkeypatch.setattr("pipeline.extract.write_json", disk_full)
     with pytest.raises(OSError):
-        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", {"workers": 1})
+        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", serial_config())
     assert_no_files(tmp_path / "out")
 
 
@@ -324,28 +265,6 @@ def test_only_bad_clips_with_skip_is_an_error(runs: dict[str, Run]) -> None:
     assert_no_files(cwd / "out")
 
 
-@pytest.mark.parametrize(
-    ("edit", "needle"),
-    [
-        ({"on_error": "ignore"}, "extract.on_error"),
-        ({"workers": -1}, "extract.workers"),
-        ({"workers": 1.5}, "extract.workers"),
-        ({"augment": {"time_stretch": [0]}}, "stretch"),
-        ({"augment": {"pitch_shift": ["up"]}}, "extract.augment.pitch_shift"),
-        ({"augment": {"seed": -1, "noise_snr_db": [10]}}, "extract.augment.seed"),
-        ({"augment": [1, 2]}, "extract.augment"),
-    ],
-)
-def test_invalid_params_are_input_errors(
-    edit: dict[str, Any], needle: str, small_corpus: Path, tmp_path: Path
-) -> None:
-    """Each is refused before any work, as an InputError (one line naming params.yaml on the CLI)."""
-    with pytest.raises(InputError, match="params.yaml") as err:
-        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", {"workers": 1, **edit})
-    assert needle in str(err.value) and "\n" not in str(err.value)
-    assert_no_files(tmp_path / "out")
-
-
 # ---- augmentation ----------------------------------------------------------------------------------
 
 
@@ -389,8 +308,7 @@ def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run]
     one = sorted(small_corpus.rglob("*.wav"))[0]
     (tmp_path / "data" / one.parent.name).mkdir(parents=True)
     shutil.copy(one, tmp_path / "data" / one.parent.name)
-    params = {"workers": 1, "augment": {**AUGMENT, "seed": 1}}
-    extract(tmp_path / "data", tmp_path / "mfcc.h5", tmp_path / "report.json", params)
+    extract(tmp_path / "data", tmp_path / "mfcc.h5", tmp_path / "report.json", serial_config(**{**AUGMENT, "seed": 1}))
     reseeded = read_store(tmp_path / "mfcc.h5")
     store = read_store(runs["aug_a"][0] / "out/mfcc.h5")
     rows = np.flatnonzero(store["path"] == reseeded["path"][0])

@@ -18,8 +18,9 @@ import pytest
 import soundfile as sf
 
 from pipeline import fetch
+from pipeline.config import FetchConfig
 from pipeline.errors import InputError
-from tests.synth import make_corpus, synth_clip
+from tests.helpers import make_corpus, synth_clip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -120,9 +121,8 @@ def test_zip_slip_refused(tmp_path: Path, name: str) -> None:
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 
-def test_source_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    params = tmp_path / "params.yaml"
-    params.write_text("fetch:\n  source: official\n")
+def test_source_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    params = FetchConfig(source="official")
     assert fetch.resolve_source(None, params) == "official"
     monkeypatch.setenv(fetch.ENV_SOURCE, "")
     assert fetch.resolve_source(None, params) == "official"  # set but empty: ignored

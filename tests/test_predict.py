@@ -16,42 +16,21 @@ from pipeline.features import backend_mfcc
 from pipeline.inference import backend_replay, decide, replay
 from pipeline.model import load_model
 from pipeline.store import FeatureStore
-from tests.synth import SR, synth_clip
-from tests.test_train import (  # noqa: F401  (single_thread: autouse fixture)
+from tests.helpers import (
     RAVDESS8,
+    SR,
     assert_one_line_error,
+    good_audio,
+    header_only,
+    non_finite,
+    not_audio,
     run_stages,
-    single_thread,
-    synthetic_project,
+    truncated_header,
+    write_wav,
 )
 
 TOL = 1e-5
 Runs = dict[str, subprocess.CompletedProcess[str]]
-
-
-def _tone() -> np.ndarray:
-    return synth_clip(4, 3, 0, seconds=0.5)
-
-
-def _wav(path: Path, audio: np.ndarray, sr: int = SR, subtype: str = "PCM_16") -> Path:
-    sf.write(path, audio, sr, subtype=subtype)
-    return path
-
-
-def _truncated(path: Path) -> Path:
-    path.write_bytes(_wav(path, _tone()).read_bytes()[:30])  # cut inside the fmt chunk
-    return path
-
-
-def _header_only(path: Path) -> Path:
-    path.write_bytes(_wav(path, _tone()).read_bytes()[:44])  # a whole header, not one sample
-    return path
-
-
-def _nan(path: Path) -> Path:
-    audio = _tone()
-    audio[2000:2010] = np.nan
-    return _wav(path, audio, subtype="FLOAT")
 
 
 # name -> (writer, words the stderr line must contain)
@@ -59,18 +38,13 @@ BAD = {
     "missing.wav": (lambda p: p, "not found"),
     "unreadable.wav": (lambda p: (p.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + bytes(range(256)) * 8), p)[1],
                        "cannot decode"),
-    "truncated.wav": (_truncated, "cannot decode"),
-    "header_only.wav": (_header_only, "no audio samples"),
-    "not_audio.wav": (lambda p: (p.write_text("this is a text file, not audio\n" * 30), p)[1], "cannot decode"),
-    "too_short.wav": (lambda p: _wav(p, _tone()[:399]), "shorter than one 400-sample frame"),
-    "silent.wav": (lambda p: _wav(p, np.zeros(SR, np.float32)), "silent"),
-    "nan.wav": (_nan, "non-finite"),
+    "truncated.wav": (truncated_header, "cannot decode"),
+    "header_only.wav": (header_only, "no audio samples"),
+    "not_audio.wav": (not_audio, "cannot decode"),
+    "too_short.wav": (lambda p: write_wav(p, good_audio()[:399]), "shorter than one 400-sample frame"),
+    "silent.wav": (lambda p: write_wav(p, np.zeros(SR, np.float32)), "silent"),
+    "nan.wav": (non_finite(np.nan), "non-finite"),
 }
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, synth_corpus: Path) -> Path:
-    return synthetic_project(tmp_path_factory, synth_corpus)
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +64,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The unusable files, and a good clip as 44.1 kHz stereo."""
     folder = tmp_path_factory.mktemp("inputs")
     made = {name: write(folder / name) for name, (write, _) in BAD.items()}
-    tone = _tone()
+    tone = good_audio()
     resampled = librosa.resample(tone, orig_sr=SR, target_sr=44100)
-    made["stereo_44k.wav"] = _wav(folder / "stereo_44k.wav", np.stack([resampled, 0.5 * resampled], axis=1), 44100)
+    made["stereo_44k.wav"] = write_wav(folder / "stereo_44k.wav", np.stack([resampled, 0.5 * resampled], axis=1), 44100)
     made["mono_8k.flac"] = folder / "mono_8k.flac"
     sf.write(made["mono_8k.flac"], librosa.resample(tone, orig_sr=SR, target_sr=8000), 8000)
     return made

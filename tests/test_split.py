@@ -1,7 +1,6 @@
 """The split stage: `python -m pipeline.split` turns a feature store into a speaker-independent manifest."""
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -9,12 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from pipeline.config import SplitConfig, parse
 from pipeline.errors import InputError
-from pipeline.split import assign_actors, build_manifest, validate
-from pipeline.store import Clip, write_store
-from tests.synth import clip_name
-from tests.test_extract import assert_one_line_error, project, run_stage
+from pipeline.manifest import validate
+from pipeline.split import assign_actors, build_manifest
+from pipeline.store import Clip, FeatureStore, write_store
+from tests.helpers import REPO, assert_one_line_error, clip_name, run_stage, sha256
+from tests.helpers import project_folder as project
 
 SMALL = {"seed": 0, "val_actors": 2, "test_actors": 2, "folds": 4}
 
@@ -36,10 +38,6 @@ def fake_store(path: Path, actors: list[int], variants: int = 1) -> Path:
 
 def run_split(cwd: Path, store: Path, out: str = "split.csv") -> Any:
     return run_stage(cwd, "split", "--store", store, "--out", out)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +121,7 @@ BAD_PARAMS: dict[str, dict[str, Any]] = {
 }
 BAD_NEEDLES = {
     "odd_val": "split.val_actors", "zero_test": "split.test_actors", "no_train": "0 of 8 actors for train",
-    "three_folds": "split.folds", "one_fold": "split.folds", "two_folds": "at least 3 folds",
+    "three_folds": "split.folds", "one_fold": "split.folds", "two_folds": "split.folds",
     "text_folds": "split.folds",
     "half_seed": "split.seed",
 }
@@ -144,18 +142,17 @@ def test_uneven_genders_and_missing_store(runs: dict[str, tuple[Path, Any]]) -> 
 
 
 def test_assign_actors_defaults_match_the_contract() -> None:
-    """With no split params at all: 4 val, 4 test, 6 folds."""
-    table = assign_actors(list(range(1, 25)), {})
+    """With the repo's split params: 4 val, 4 test, 6 folds."""
+    repo = yaml.safe_load((REPO / "params.yaml").read_text())["split"]
+    table = assign_actors(list(range(1, 25)), parse(SplitConfig, repo, "split"))
     assert table["split"].value_counts().to_dict() == {"train": 16, "val": 4, "test": 4}
     assert table.groupby("fold").size().tolist() == [4] * 6
 
 
 @pytest.fixture()
 def manifest(tmp_path: Path) -> pd.DataFrame:
-    from pipeline.store import FeatureStore
-
     with FeatureStore(fake_store(tmp_path / "s.h5", list(range(1, 9)))) as store:
-        return build_manifest(store.clips, SMALL)
+        return build_manifest(store.clips, parse(SplitConfig, SMALL, "split"))
 
 
 def test_validate_accepts_a_built_manifest(manifest: pd.DataFrame) -> None:

@@ -1,6 +1,6 @@
 """Benchmark: the fast MFCC path against the per-frame librosa oracle on the same decoded clips.
 
-    python -m pipeline.bench [--data DIR] [--clips N] [--repeat R] [--extract] [--model PATH ...]
+    python scripts/bench.py [--data DIR] [--clips N] [--repeat R] [--extract] [--model PATH ...]
 
 Both run single-threaded in one process on identical audio, so the ratio measures the algorithm,
 not the core count. --extract also times the whole extract stage as a subprocess. --model times
@@ -24,19 +24,7 @@ from pipeline.errors import InputError, run_cli
 from pipeline.features import backend_mfcc, reference_mfcc
 from pipeline.inference import backend_replay
 from pipeline.model import EmotionLSTM, load_model
-from pipeline.params import load_params
-from pipeline.ravdess import find_clips
-
-FALLBACK_DATA = Path("../shared/ravdess")
-
-
-def default_data_root() -> Path:
-    """params.yaml's data.root when that folder exists, else the shared local copy."""
-    try:
-        root = Path(load_params().get("data", {}).get("root", ""))
-    except (InputError, AttributeError):
-        return FALLBACK_DATA
-    return root if str(root) and root.is_dir() else FALLBACK_DATA
+from pipeline.ravdess import DATA, find_clips
 
 
 def pick_clips(data_root: Path, n: int) -> list[Path]:
@@ -105,7 +93,7 @@ def time_extract(data_root: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="corpus folder (default: params.yaml data.root)")
+    parser.add_argument("--data", type=Path, default=DATA, help="corpus folder (%(default)s, filled by fetch)")
     parser.add_argument("--clips", type=int, default=12, help="clips spread over the corpus")
     parser.add_argument("--repeat", type=int, default=5, help="fast path: best of this many passes")
     parser.add_argument("--extract", action="store_true", help="also time the whole extract stage")
@@ -113,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.clips < 1 or args.repeat < 1:
         parser.error("--clips and --repeat must be at least 1")
-    data_root = args.data or default_data_root()
+    data_root = args.data
 
     paths = pick_clips(data_root, args.clips)
     audios = [load_audio(p) for p in paths]

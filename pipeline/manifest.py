@@ -1,0 +1,40 @@
+"""The split manifest (features/split.csv): its format, and the checks every reader applies."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.errors import InputError
+
+SPLITS = ("train", "val", "test")
+COLUMNS = ["path", "actor", "gender", "split", "fold"]
+MANIFEST = Path("features/split.csv")  # dvc.yaml's split output: where every stage's --split defaults
+
+
+def validate(manifest: pd.DataFrame, emotions: pd.Series, source: str | Path) -> None:
+    """Refuse a manifest that leaks a speaker across splits or leaves a split without a class."""
+    missing = set(COLUMNS) - set(manifest.columns)
+    if missing:
+        raise InputError(source, f"missing columns {sorted(missing)}")
+    per_actor = manifest.groupby("actor")["split"].nunique()
+    leaked = per_actor[per_actor > 1].index.tolist()
+    if leaked:
+        raise InputError(source, f"actors {leaked} sit in more than one split")
+    unknown = set(manifest["split"]) - set(SPLITS)
+    if unknown:
+        raise InputError(source, f"unknown split names {sorted(unknown)}")
+    all_classes = set(emotions)
+    for split in SPLITS:
+        present = set(emotions[manifest["split"].to_numpy() == split])
+        if present != all_classes:
+            raise InputError(source, f"split '{split}' lacks emotion codes {sorted(all_classes - present)}")
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise InputError(path, "split manifest not found (run the split stage)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise InputError(path, f"not a readable CSV ({str(err).splitlines()[0]})") from None
