@@ -81,6 +81,8 @@ Draw = Callable[[int, np.random.Generator, BabbleSource | None], np.ndarray]  # 
 
 @dataclass(frozen=True)
 class Condition:
+    """One named condition; ``group`` lets reports summarise related metric keys together."""
+
     name: str
     group: str  # clean | mic | phone | codec | noise | room | level | length
     description: str
