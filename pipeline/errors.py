@@ -14,6 +14,11 @@ class InputError(Exception):
         self.reason = reason
         super().__init__(reason if path is None else f"{path}: {reason}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str | None, str]]:
+        """Rebuild from (path, reason): the default pickles only the message, and unpickling it
+        then fails, which kills a multiprocessing pool's result thread and hangs its caller."""
+        return type(self), (self.path, self.reason)
+
 
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run a command's main: input errors become one line on stderr and exit code 2, no traceback."""

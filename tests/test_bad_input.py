@@ -1,0 +1,108 @@
+"""Hostile and broken input: every case ends in one `error:` line (exit code 2) or an InputError,
+never a traceback, a hang, gigabytes of memory, invalid JSON or code run from a pickle.
+
+Self-contained on purpose (only tests.synth is shared): heavy modules (torch, librosa) are imported
+inside the tests, so that a spawned pool worker importing this module starts quickly.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.audio import load_audio
+from pipeline.errors import InputError
+from pipeline.outputs import atomic_path
+from tests.synth import SR, synth_clip
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 240  # seconds per subprocess: a hang fails its test instead of the whole run
+LABELS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """This checkout's package, one BLAS thread (2 busy cores), plus any extra variables."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
+
+
+def run_module(module: str, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", f"pipeline.{module}", *map(str, args)],
+        env=cli_env(**env), capture_output=True, text=True, timeout=TIMEOUT,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """Exit code 2 and exactly one `error:` line on stderr (no traceback) containing every needle."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def assert_input_error(path: Path, *needles: str) -> None:
+    """load_audio(path) raises a one-line InputError naming path and containing every needle."""
+    with deadline(60), pytest.raises(InputError) as caught:
+        load_audio(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging (a FIFO opened for reading blocks until a writer appears)."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def wav(path: Path, audio: np.ndarray | None = None, sr: int = SR) -> Path:
+    sf.write(path, synth_clip(3, 1, 0) if audio is None else audio, sr, subtype="PCM_16")
+    return path
+
+
+# --- InputError crosses process boundaries --------------------------------------------------------
+
+
+def raise_input_error(path: str, reason: str) -> None:
+    """Module level, so that a spawned pool worker can import it."""
+    raise InputError(path, reason)
+
+
+def test_input_error_pickles() -> None:
+    err = pickle.loads(pickle.dumps(InputError("a.wav", "bad")))
+    assert (type(err), err.path, err.reason, str(err)) == (InputError, "a.wav", "bad", "a.wav: bad")
+    bare = pickle.loads(pickle.dumps(InputError(None, "no path")))
+    assert (bare.path, bare.reason, str(bare)) == (None, "no path", "no path")
+
+
+def test_input_error_raised_in_a_pool_worker_reaches_the_parent() -> None:
+    """An unpicklable exception kills the pool's result thread: starmap would then wait forever."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pending = pool.starmap_async(raise_input_error, [("a.wav", "bad")])
+        with pytest.raises(InputError) as caught:
+            pending.get(timeout=120)
+    assert str(caught.value) == "a.wav: bad"
