@@ -122,7 +122,9 @@ def load_model(path: str | PathLike[str], map_location: str | torch.device = "cp
         raise InputError(path, "model file not found")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            model = torch.load(path, map_location=map_location)
+            # Explicit: torch.load's default yields to TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (plain pickle,
+            # arbitrary code); an explicit weights_only=True does not.
+            model = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's message spans many lines; the name of the refused global is the useful part
         # ("Unsupported global: GLOBAL x.Y ...", "Trying to load unsupported GLOBAL posix.system ...").

@@ -106,3 +106,54 @@ def test_input_error_raised_in_a_pool_worker_reaches_the_parent() -> None:
         with pytest.raises(InputError) as caught:
             pending.get(timeout=120)
     assert str(caught.value) == "a.wav: bad"
+
+
+# --- models: predict must refuse what it cannot run -----------------------------------------------
+
+
+class WritesMarker:
+    """A pickle that creates a file when loaded: what a malicious model file would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return open, (str(self.marker), "w")
+
+
+def save_model(folder: Path, model: object) -> Path:
+    """model.pth plus the labels.json predict reads beside it."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model, folder / "model.pth")
+    (folder / "labels.json").write_text(json.dumps({"classes": [{"name": n} for n in LABELS]}))
+    return folder / "model.pth"
+
+
+def small_model(input_size: int = 13) -> object:
+    import torch
+
+    from pipeline.model import EmotionLSTM
+
+    torch.manual_seed(0)
+    return EmotionLSTM(input_size, hidden_size=8, num_layers=1, num_classes=len(LABELS)).eval()
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_model(tmp_path_factory.mktemp("good") / "models", small_model())
+
+
+@pytest.fixture(scope="module")
+def good_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return wav(tmp_path_factory.mktemp("audio") / "good.wav")
+
+
+def test_forced_unsafe_load_still_runs_no_code_from_a_model_file(tmp_path: Path, good_wav: Path) -> None:
+    """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 switches torch.load to plain pickle unless the call says otherwise."""
+    marker = tmp_path / "marker"
+    path = save_model(tmp_path / "models", WritesMarker(marker))
+    proc = run_module("predict", good_wav, "--model", path, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
+    assert_one_line_error(proc, str(path), "refused")
+    assert not marker.exists(), "load_model ran code from a pickle"
