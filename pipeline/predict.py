@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipeline.audio import load_audio
@@ -34,10 +35,13 @@ def labels_for(model_path: Path, n_classes: int) -> list[str]:
     return names
 
 
-def predict_file(model: EmotionLSTM, path: Path, names: list[str], rule: str) -> dict[str, Any]:
-    """The backend's response for one file, or InputError if the file is unusable."""
+def predict_file(model: EmotionLSTM, model_path: Path, path: Path, names: list[str], rule: str) -> dict[str, Any]:
+    """The backend's response for one file, or InputError if the file is unusable or the model's
+    output is not finite (NaN is not JSON, and no class can be chosen from it)."""
     mfcc = usable_mfcc(load_audio(path), path)
     probabilities = decide(backend_replay(model, mfcc), rule)
+    if not np.all(np.isfinite(probabilities)):
+        raise InputError(model_path, f"the model's output for {path} is not finite (NaN or Inf)")
     best = int(probabilities.argmax())
     return {"class": best, "confidence": [float(p) for p in probabilities], "label": names[best]}
 
@@ -56,7 +60,7 @@ def main() -> int:
     failed = False
     for path in args.files:
         try:
-            print(json.dumps(predict_file(model, path, names, args.rule)), flush=True)
+            print(json.dumps(predict_file(model, args.model, path, names, args.rule), allow_nan=False), flush=True)
         except InputError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             failed = True

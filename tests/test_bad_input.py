@@ -157,3 +157,22 @@ def test_forced_unsafe_load_still_runs_no_code_from_a_model_file(tmp_path: Path,
     proc = run_module("predict", good_wav, "--model", path, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
     assert_one_line_error(proc, str(path), "refused")
     assert not marker.exists(), "load_model ran code from a pickle"
+
+
+def test_model_of_another_input_size_is_refused(tmp_path: Path, good_wav: Path) -> None:
+    path = save_model(tmp_path / "models", small_model(input_size=20))
+    proc = run_module("predict", good_wav, "--model", path)
+    assert_one_line_error(proc, str(path), "20", "13")
+    assert proc.stdout == ""
+
+
+def test_model_with_non_finite_output_is_refused(tmp_path: Path, good_wav: Path) -> None:
+    import torch
+
+    model = small_model()
+    with torch.no_grad():
+        model.head.bias.fill_(float("nan"))
+    path = save_model(tmp_path / "models", model)
+    proc = run_module("predict", good_wav, "--model", path)
+    assert_one_line_error(proc, str(path), str(good_wav), "not finite")
+    assert proc.stdout == ""  # never `NaN`, which is not JSON
