@@ -176,3 +176,31 @@ def test_model_with_non_finite_output_is_refused(tmp_path: Path, good_wav: Path)
     proc = run_module("predict", good_wav, "--model", path)
     assert_one_line_error(proc, str(path), str(good_wav), "not finite")
     assert proc.stdout == ""  # never `NaN`, which is not JSON
+
+
+# --- predict's answers ----------------------------------------------------------------------------
+
+
+def test_each_answer_names_its_file_as_given(model_path: Path, good_wav: Path) -> None:
+    given = [str(good_wav), f"{good_wav.parent}/./{good_wav.name}"]
+    proc = run_module("predict", *given, "--model", model_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answers = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [list(a) for a in answers] == [["class", "confidence", "label", "file"]] * 2
+    assert [a["file"] for a in answers] == given
+
+
+def test_a_closed_stdout_ends_predict_quietly(model_path: Path, good_wav: Path) -> None:
+    """`predict A B ... | head -1`: the reader goes away after one line; no BrokenPipeError traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.predict", *[str(good_wav)] * 12, "--model", str(model_path)],
+        env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like head -1: the other eleven answers meet a closed pipe
+    stderr = proc.stderr.read()
+    proc.wait(timeout=TIMEOUT)
+    assert json.loads(first)["file"] == str(good_wav)
+    assert stderr == "", stderr
+    assert proc.returncode == 128 + signal.SIGPIPE  # what a shell reports for a tool killed by SIGPIPE
