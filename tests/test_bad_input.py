@@ -204,3 +204,57 @@ def test_a_closed_stdout_ends_predict_quietly(model_path: Path, good_wav: Path) 
     assert json.loads(first)["file"] == str(good_wav)
     assert stderr == "", stderr
     assert proc.returncode == 128 + signal.SIGPIPE  # what a shell reports for a tool killed by SIGPIPE
+
+
+# --- audio files that must not be decoded ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("sr", [1, 3999, 1_000_000])
+def test_implausible_sample_rate_is_refused_before_decoding(tmp_path: Path, sr: int) -> None:
+    """At 1 Hz, a 124 KB file resamples to ~990 M samples; 2000 samples here are enough to tell."""
+    path = wav(tmp_path / "odd_rate.wav", synth_clip(3, 1, 0)[:2000], sr)
+    assert_input_error(path, f"sample rate {sr} Hz")
+
+
+def test_hours_of_silence_are_refused_before_decoding(tmp_path: Path) -> None:
+    """Digital silence compresses to almost nothing in FLAC but decodes to 4 bytes per sample."""
+    path = tmp_path / "silence.flac"
+    sf.write(path, np.zeros(11 * 60 * SR, np.int16), SR, subtype="PCM_16")
+    assert path.stat().st_size < 200_000
+    assert_input_error(path, "11.0 minutes", "at most 10")
+
+
+def test_truncated_flac_reports_libsndfiles_reason(tmp_path: Path) -> None:
+    path = tmp_path / "cut.flac"
+    sf.write(path, synth_clip(3, 1, 0, seconds=3.0), SR)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # header intact, data cut
+    assert_input_error(path, "cannot decode audio", "lost sync")
+
+
+def test_a_directory_is_not_a_missing_file(tmp_path: Path) -> None:
+    folder = tmp_path / "clip.wav"
+    folder.mkdir()
+    assert_input_error(folder, "is a directory")
+
+
+def test_a_fifo_is_refused_without_opening_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "clip.wav"
+    os.mkfifo(fifo)
+    assert_input_error(fifo, "not a regular file")
+
+
+def test_a_symlink_loop_is_named(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").symlink_to(tmp_path / "b.wav")
+    (tmp_path / "b.wav").symlink_to(tmp_path / "a.wav")
+    assert_input_error(tmp_path / "a.wav", "symlink loop")
+
+
+def test_a_dangling_symlink_is_named(tmp_path: Path) -> None:
+    (tmp_path / "clip.wav").symlink_to(tmp_path / "gone.wav")
+    assert_input_error(tmp_path / "clip.wav", "broken symlink")
+
+
+def test_a_good_file_through_a_symlink_still_loads(tmp_path: Path) -> None:
+    target = wav(tmp_path / "real.wav")
+    (tmp_path / "link.wav").symlink_to(target)
+    assert np.array_equal(load_audio(tmp_path / "link.wav"), load_audio(target))
