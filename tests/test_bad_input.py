@@ -258,3 +258,28 @@ def test_a_good_file_through_a_symlink_still_loads(tmp_path: Path) -> None:
     target = wav(tmp_path / "real.wav")
     (tmp_path / "link.wav").symlink_to(target)
     assert np.array_equal(load_audio(tmp_path / "link.wav"), load_audio(target))
+
+
+# --- temporaries of killed runs -------------------------------------------------------------------
+
+
+def test_atomic_path_removes_temporaries_of_dead_processes_only(tmp_path: Path) -> None:
+    """A run killed during its write leaves `.NAME.<pid>.<random>.tmp`; the next write of NAME removes it
+    once that pid is gone, and never touches a temporary a running process is still writing."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        stale = tmp_path / f".out.json.{dead.pid}.k2x9_q.tmp"
+        busy = tmp_path / f".out.json.{alive.pid}.a8f3zz.tmp"
+        other = tmp_path / f".other.json.{dead.pid}.b7c1de.tmp"  # another target's: not ours to judge
+        for path in (stale, busy, other):
+            path.write_text("half written")
+        with atomic_path(tmp_path / "out.json") as tmp:
+            tmp.write_text("{}\n")
+        assert (tmp_path / "out.json").read_text() == "{}\n"
+        assert not stale.exists()
+        assert busy.exists() and other.exists()
+    finally:
+        alive.kill()
+        alive.wait()
