@@ -1,6 +1,8 @@
 """One exception type for every input problem, so each command can report it as one line."""
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Callable
 from os import PathLike
@@ -14,14 +16,25 @@ class InputError(Exception):
         self.reason = reason
         super().__init__(reason if path is None else f"{path}: {reason}")
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str | None, str]]:
+        """Rebuild from (path, reason): the default pickles only the message, and unpickling it
+        then fails, which kills a multiprocessing pool's result thread and hangs its caller."""
+        return type(self), (self.path, self.reason)
+
 
 def run_cli(main: Callable[[], int | None]) -> None:
-    """Run a command's main: input errors become one line on stderr and exit code 2, no traceback."""
+    """Run a command's main: input errors become one line on stderr and exit code 2, no traceback.
+
+    A closed stdout (`predict A B | head -1`) ends the command quietly, as SIGPIPE ends other tools."""
     try:
         code = main()
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         code = 2
+    except BrokenPipeError:
+        # Python flushes stdout again at exit, which would fail and print once more: point it at devnull.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 128 + signal.SIGPIPE  # the status a shell shows for a tool killed by SIGPIPE
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         code = 130

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import InputError
+from pipeline.features import N_MFCC
 
 Hidden = tuple[torch.Tensor, torch.Tensor]
 
@@ -101,13 +102,16 @@ def load_model(path: str | PathLike[str], map_location: str | torch.device = "cp
     """Load a full saved model without trusting arbitrary pickles: only SAFE_GLOBALS may be built.
 
     Raises InputError (the file and a one-line reason) for a missing or unreadable file, a pickle
-    that needs anything outside SAFE_GLOBALS, and a pickle of anything but an EmotionLSTM.
+    that needs anything outside SAFE_GLOBALS, a pickle of anything but an EmotionLSTM, and an
+    EmotionLSTM that does not read the pipeline's N_MFCC features per frame.
     """
     if not Path(path).is_file():
         raise InputError(path, "model file not found")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
-            model = torch.load(path, map_location=map_location)
+            # Explicit: torch.load's default yields to TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (plain pickle,
+            # arbitrary code); an explicit weights_only=True does not.
+            model = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's message spans many lines; the name of the refused global is the useful part
         # ("Unsupported global: GLOBAL x.Y ...", "Trying to load unsupported GLOBAL posix.system ...").
@@ -123,4 +127,6 @@ def load_model(path: str | PathLike[str], map_location: str | torch.device = "cp
         raise InputError(path, f"cannot load the model ({detail})") from None
     if not isinstance(model, EmotionLSTM):
         raise InputError(path, f"expected an EmotionLSTM, got {type(model).__name__}")
+    if model.lstm.input_size != N_MFCC:  # it would fail on the first frame, with a torch traceback
+        raise InputError(path, f"the model reads {model.lstm.input_size} features per frame, not the {N_MFCC} MFCCs")
     return model.eval()

@@ -1,8 +1,10 @@
 """Atomic, deterministic output files: a run that dies leaves no half-written output behind."""
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,10 +14,15 @@ from typing import Any
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds.
+
+    The temporary, ``.NAME.<pid>.<random>.tmp``, carries its writer's pid: a run killed outright
+    (SIGKILL, out of memory, power loss) cannot remove its own, so each write of NAME removes those
+    whose writer is gone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -24,6 +31,27 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove atomic_path's temporaries of ``path`` whose process no longer runs. Those of a live
+    process (another run writing the same file now) stay, as do names without a pid."""
+    own = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[^.]+\.tmp")  # mkstemp's random part has no dot
+    for candidate in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        found = own.fullmatch(candidate.name)
+        if found and not process_alive(int(found.group(1))):
+            candidate.unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (signal 0 only checks)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by another user
+        return True
+    return True
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -2,8 +2,9 @@
 
     python -m pipeline.predict FILE [FILE ...] [--model models/model.pth] [--rule last|mean]
 
-Prints one JSON line per file: {"class": int, "confidence": [...], "label": str}. An unusable file
-gets one line on stderr naming it and the reason; the other files are still answered; exit code 2.
+Prints one JSON line per file: {"class": int, "confidence": [...], "label": str, "file": str}, where
+"file" is the path as given on the command line. An unusable file gets one line on stderr naming it
+and the reason; the other files are still answered; exit code 2.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipeline.audio import load_audio
@@ -34,17 +36,20 @@ def labels_for(model_path: Path, n_classes: int) -> list[str]:
     return names
 
 
-def predict_file(model: EmotionLSTM, path: Path, names: list[str], rule: str) -> dict[str, Any]:
-    """The backend's response for one file, or InputError if the file is unusable."""
+def predict_file(model: EmotionLSTM, model_path: Path, path: str, names: list[str], rule: str) -> dict[str, Any]:
+    """The backend's response for one file, or InputError if the file is unusable or the model's
+    output is not finite (NaN is not JSON, and no class can be chosen from it)."""
     mfcc = usable_mfcc(load_audio(path), path)
     probabilities = decide(backend_replay(model, mfcc), rule)
+    if not np.all(np.isfinite(probabilities)):
+        raise InputError(model_path, f"the model's output for {path} is not finite (NaN or Inf)")
     best = int(probabilities.argmax())
-    return {"class": best, "confidence": [float(p) for p in probabilities], "label": names[best]}
+    return {"class": best, "confidence": [float(p) for p in probabilities], "label": names[best], "file": path}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("files", type=Path, nargs="+")
+    parser.add_argument("files", nargs="+")  # str, not Path: answers name each file exactly as given
     parser.add_argument("--model", type=Path, default=Path("models/model.pth"))
     parser.add_argument("--rule", choices=RULES, default="last", help="last frame (the backend's default) or mean")
     args = parser.parse_args()
@@ -56,7 +61,7 @@ def main() -> int:
     failed = False
     for path in args.files:
         try:
-            print(json.dumps(predict_file(model, path, names, args.rule)), flush=True)
+            print(json.dumps(predict_file(model, args.model, path, names, args.rule), allow_nan=False), flush=True)
         except InputError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             failed = True

@@ -91,7 +91,7 @@ def runs(project: Path, clips: dict[str, tuple[Path, np.ndarray]], files: dict[s
 
 def answer(line: str) -> dict:
     result = json.loads(line)
-    assert list(result) == ["class", "confidence", "label"]
+    assert list(result) == ["class", "confidence", "label", "file"]
     assert isinstance(result["class"], int) and len(result["confidence"]) == 8
     assert all(isinstance(p, float) for p in result["confidence"])
     assert sum(result["confidence"]) == pytest.approx(1.0, abs=1e-5)
