@@ -41,7 +41,8 @@ def clip_features(path: Path, info: ClipInfo, variants: list[augment.Variant], s
 
 
 def _work(task: tuple[Path, ClipInfo, list[augment.Variant], int]) -> list[Clip] | str:
-    """One clip's sequences, or the reason it is unusable (an InputError does not pickle)."""
+    """One clip's sequences, or the reason it is unusable: returned, not raised, so that the pool goes on
+    and on_error decides in the parent."""
     try:
         return clip_features(*task)
     except InputError as err:

@@ -1,8 +1,8 @@
 """Hostile and broken input: every case ends in one `error:` line (exit code 2) or an InputError,
 never a traceback, a hang, gigabytes of memory, invalid JSON or code run from a pickle.
 
-Self-contained on purpose (only tests.synth is shared): heavy modules (torch, librosa) are imported
-inside the tests, so that a spawned pool worker importing this module starts quickly.
+Heavy modules (torch, librosa) are imported inside the tests, so that a spawned pool worker
+importing this module starts quickly.
 """
 from __future__ import annotations
 
@@ -24,34 +24,15 @@ import soundfile as sf
 from pipeline.audio import load_audio
 from pipeline.errors import InputError
 from pipeline.outputs import atomic_path
-from tests.synth import SR, synth_clip
-
-REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 240  # seconds per subprocess: a hang fails its test instead of the whole run
-LABELS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    """This checkout's package, one BLAS thread (2 busy cores), plus any extra variables."""
-    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **extra}
+from tests.helpers import RAVDESS8, SR, TIMEOUT, assert_one_line_error, cli_env, synth_clip
 
 
 def run_module(module: str, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m pipeline.<module> ARGS` with these extra environment variables."""
     return subprocess.run(
         [sys.executable, "-m", f"pipeline.{module}", *map(str, args)],
-        env=cli_env(**env), capture_output=True, text=True, timeout=TIMEOUT,
+        env={**cli_env(), **env}, capture_output=True, text=True, timeout=TIMEOUT,
     )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Exit code 2 and exactly one `error:` line on stderr (no traceback) containing every needle."""
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def assert_input_error(path: Path, *needles: str) -> None:
@@ -127,7 +108,7 @@ def save_model(folder: Path, model: object) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model, folder / "model.pth")
-    (folder / "labels.json").write_text(json.dumps({"classes": [{"name": n} for n in LABELS]}))
+    (folder / "labels.json").write_text(json.dumps({"classes": [{"name": n} for n in RAVDESS8]}))
     return folder / "model.pth"
 
 
@@ -137,7 +118,7 @@ def small_model(input_size: int = 13) -> object:
     from pipeline.model import EmotionLSTM
 
     torch.manual_seed(0)
-    return EmotionLSTM(input_size, hidden_size=8, num_layers=1, num_classes=len(LABELS)).eval()
+    return EmotionLSTM(input_size, hidden_size=8, num_layers=1, num_classes=len(RAVDESS8)).eval()
 
 
 @pytest.fixture(scope="module")

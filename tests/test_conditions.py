@@ -13,7 +13,7 @@ from pipeline.audio import FRAME_LENGTH, SAMPLE_RATE, load_audio
 from pipeline.conditions import CONDITIONS, ROOMS, BabbleSource, apply, speech_power
 from pipeline.errors import InputError
 from pipeline.features import backend_mfcc
-from tests.synth import synth_clip
+from tests.helpers import synth_clip
 
 SR = SAMPLE_RATE
 NOISE_SNR = {"pink_20": 20, "pink_10": 10, "pink_5": 5, "brown_10": 10, "babble_10": 10, "white_5": 5}
