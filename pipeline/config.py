@@ -118,6 +118,8 @@ class EvaluateConfig:
     early_seconds: tuple[float, ...] = each(lambda v: 0 < v < math.inf, "> 0 and finite (seconds)")
     backend_check_clips: int = at_least(1)
     seed: int = at_least(0)
+    # names from pipeline.conditions, checked by pipeline.robustness (which every stage need not import)
+    conditions: tuple[str, ...] = rule(lambda vs: len(set(vs)) == len(vs), "a list of distinct condition names")
 
 
 def _scalar(kind: Any, raw: Any, key: str) -> Any:
@@ -161,9 +163,10 @@ def parse(cls: type[T], raw: Any, name: str) -> T:
         if is_dataclass(kind):
             values[f.name] = parse(kind, value, key)
             continue
-        if typing.get_origin(kind) is tuple:  # a list of numbers; one number or nothing also reads as one
+        if typing.get_origin(kind) is tuple:  # a list; one item or nothing also reads as one
             items = [] if value is None else value if isinstance(value, list) else [value]
-            value = tuple(_scalar(float, v, f"{key}[{i}]") for i, v in enumerate(items))
+            item = typing.get_args(kind)[0]
+            value = tuple(_scalar(item, v, f"{key}[{i}]") for i, v in enumerate(items))
         else:
             value = _scalar(kind, value, key)
         check: Check | None = f.metadata.get("check")

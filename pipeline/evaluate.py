@@ -1,10 +1,15 @@
 """Stage evaluate: replay the test actors' clips frame by frame, as the backend does; write metrics and plots.
 
-    python -m pipeline.evaluate [--model models/model.pth] [--store ...] [--split ...] [--metrics-dir metrics]
+    python -m pipeline.evaluate [--model models/model.pth] [--store ...] [--split ...] [--data data/ravdess]
+                                [--metrics-dir metrics]
+
+The same clips also go through every recording condition of evaluate.conditions (pipeline.conditions:
+microphones, phone lines, codecs, noise, rooms, cuts), from their audio: metrics/robustness.json.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +27,8 @@ from pipeline.errors import InputError, run_cli
 from pipeline.inference import replay
 from pipeline.model import load_model
 from pipeline.outputs import atomic_path, write_json, write_text
-from pipeline.ravdess import class_names
+from pipeline.ravdess import DATA, class_names
+from pipeline.robustness import check_names, condition_scores, degraded_features
 from pipeline.scoring import early_curve, predictions_table, replay_check, score
 
 
@@ -45,13 +51,35 @@ def confusion_png(path: Path, confusion: np.ndarray, names: Sequence[str], title
     plt.close(fig)
 
 
+def robustness_png(path: Path, scores: dict[str, dict[str, float]], chance: float, title: str) -> None:
+    """One bar per condition (last-frame rule), clean first, chance marked: what survives where."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(scores)
+    fig, ax = plt.subplots(figsize=(9.6, 4.8), dpi=100)
+    ax.bar(names, [scores[n]["last"] for n in names], color=["tab:green" if n == "clean" else "tab:blue" for n in names])
+    ax.axhline(chance, color="grey", linestyle="--", label=f"chance {chance:.3f}")
+    ax.set(ylabel="balanced accuracy (last-frame rule)", ylim=(0, 1), title=title)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/model.pth"))
     add_input_arguments(parser)
+    parser.add_argument("--data", type=Path, default=DATA, help="the corpus's audio, for the conditions (%(default)s)")
     parser.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     args = parser.parse_args()
     config = load(EvaluateConfig, "evaluate")
+    check_names(config.conditions)
     scheme = load(DataConfig, "data").classes
     names = class_names(scheme)
 
@@ -71,6 +99,11 @@ def main() -> None:
     early = early_curve(frame_probs, labels, config.early_seconds)
     longest = max(len(p) for p in frame_probs) * HOP_LENGTH / SAMPLE_RATE
     curve = early_curve(frame_probs, labels, np.arange(0.25, longest + 0.25, 0.25).round(2).tolist())
+    features = degraded_features(
+        [args.data / p for p in test.clips["path"]], list(test.clips["path"]), list(test.clips["actor"]),
+        config.conditions, workers=os.cpu_count() or 1,
+    )
+    robustness = condition_scores(model, features, labels, len(names))
 
     out = args.metrics_dir
     confusion = np.array(result.pop("confusion"))
@@ -85,6 +118,9 @@ def main() -> None:
     write_text(out / "eval_predictions.csv", predictions_table(test.clips, labels, frame_probs, names).to_csv(index=False))
     write_text(out / "early_decision.csv", pd.DataFrame(curve).to_csv(index=False, float_format="%.6g"))
     confusion_png(out / "confusion.png", confusion, names, f"test actors {result['test_actors']}, last-frame rule")
+    write_json(out / "robustness.json", metrics.rounded(robustness))
+    title = f"test actors {result['test_actors']} under recording conditions"
+    robustness_png(out / "robustness.png", robustness, 1 / len(names), title)
     print(
         f"evaluate: {len(test)} clips, accuracy {result['accuracy']:.3f}, balanced accuracy "
         f"{result['balanced_accuracy']:.3f} (mean rule {result['mean_prob']['balanced_accuracy']:.3f}); "

@@ -16,10 +16,11 @@ from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, load_model
+from pipeline.robustness import check_names, degraded_features
 from pipeline.scoring import early_curve, frames_after, replay_check
 from tests.helpers import RAVDESS8, assert_ok, assert_one_line_error, run_stages
 
-OUTPUTS = ("eval.json", "eval_predictions.csv", "early_decision.csv", "confusion.png")
+OUTPUTS = ("eval.json", "eval_predictions.csv", "early_decision.csv", "confusion.png", "robustness.json", "robustness.png")
 Runs = dict[str, subprocess.CompletedProcess[str]]
 
 
@@ -29,7 +30,7 @@ def eval_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(project: Path, eval_base: Path) -> Runs:
+def runs(project: Path, eval_base: Path, synth_corpus: Path) -> Runs:
     """Two identical runs (into eval_a/ and eval_b/) and two that must fail, all at once."""
     base = eval_base
     six, nomodel = base / "frontend6", base / "nomodel"
@@ -42,8 +43,8 @@ def runs(project: Path, eval_base: Path) -> Runs:
     data = ["--store", project / "features/mfcc.h5", "--split", project / "features/split.csv"]
     return run_stages(
         {
-            "a": (project, "evaluate", ["--metrics-dir", "eval_a"]),
-            "b": (project, "evaluate", ["--metrics-dir", "eval_b"]),
+            "a": (project, "evaluate", ["--data", synth_corpus, "--metrics-dir", "eval_a"]),
+            "b": (project, "evaluate", ["--data", synth_corpus, "--metrics-dir", "eval_b"]),
             # an 8-class model scored as frontend6 would report nonsense: refused
             "six": (six, "evaluate", ["--model", project / "models/model.pth", *data, "--metrics-dir", "out"]),
             "missing": (nomodel, "evaluate", ["--model", base / "none.pth", *data, "--metrics-dir", "out"]),
@@ -165,3 +166,32 @@ def test_replay_check_catches_a_batched_replay_that_drifts(project: Path, held_o
     drifted = [p + 1e-3 for p in batched]
     with pytest.raises(InputError, match="differs from the backend loop"):
         replay_check(model, held_out, drifted, len(held_out), seed=0)
+
+
+def test_robustness_scores_every_condition_and_clean_is_the_store(project: Path, runs: Runs) -> None:
+    """Every condition of params.yaml scored with both rules; the clean condition recomputes the
+    features from the audio, and they must be the store's: the same figure as eval.json's."""
+    assert_ok(runs["a"])
+    scores = json.loads((project / "eval_a/robustness.json").read_text())
+    conditions = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["conditions"]
+    assert sorted(scores) == sorted(conditions) and len(conditions) >= 20
+    assert all(set(s) == {"last", "mean"} and 0 <= s["last"] <= 1 for s in scores.values())
+    report = json.loads((project / "eval_a/eval.json").read_text())
+    assert scores["clean"]["last"] == report["balanced_accuracy"]
+    assert scores["clean"]["mean"] == report["mean_prob"]["balanced_accuracy"]
+    assert len({s["last"] for s in scores.values()}) > 1  # the conditions change what the model hears
+
+
+def test_clean_features_from_audio_equal_the_store(project: Path, synth_corpus: Path, held_out: SplitData) -> None:
+    clips = held_out.clips.iloc[:4]
+    features = degraded_features(
+        [synth_corpus / p for p in clips["path"]], list(clips["path"]), list(clips["actor"]), ["clean", "pink_10"], 1
+    )
+    for got, stored in zip(features["clean"], held_out.sequences[:4]):
+        np.testing.assert_array_equal(got, stored.numpy())
+    assert not any(np.array_equal(a, b) for a, b in zip(features["pink_10"], features["clean"]))
+
+
+def test_unknown_condition_is_one_line_naming_params() -> None:
+    with pytest.raises(InputError, match=r"params.yaml: evaluate.conditions: unknown condition 'phone_5g'"):
+        check_names(["clean", "phone_5g"])
