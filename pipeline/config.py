@@ -106,6 +106,8 @@ class TrainConfig:
     class_weighting: bool
     augment_variants: bool
     ensemble: int = at_least(1)
+    channel_augment_db: float = finite_at_least_0()
+    cmn_prior_frames: float = finite_at_least_0()
 
 
 @dataclass(frozen=True)

@@ -47,12 +47,81 @@ class EmotionLSTM(nn.Module):
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
         so right padding never changes a sequence's own steps."""
-        out, hidden = self.lstm((x - self.feature_mean) / self.feature_std, hidden)
-        return self.head(self.dropout(out)), hidden
+        z, lstm_hidden, carried = self.normalise(x, hidden)
+        out, lstm_hidden = self.lstm(z, lstm_hidden)
+        return self.head(self.dropout(out)), self.pack(lstm_hidden, carried)
+
+    def normalise(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden | None, torch.Tensor | None]:
+        """The LSTM's input, its (h, c), and whatever else the state carries (nothing here)."""
+        return (x - self.feature_mean) / self.feature_std, hidden, None
+
+    def pack(self, lstm_hidden: Hidden, carried: torch.Tensor | None) -> Hidden:
+        return lstm_hidden
+
+    def resized(self, hidden_size: int) -> EmotionLSTM:
+        """A fresh model like this one but of another width (what ensemble_of merges into)."""
+        return type(self)(self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p)
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         logits, hidden = self.frame_logits(x, hidden)
         return logits[:, -1], hidden
+
+
+class RunningCMNLSTM(EmotionLSTM):
+    """EmotionLSTM with causal cepstral mean normalisation: each frame minus the running mean of the
+    clip's frames so far, so that a fixed microphone or line response (a constant offset on every
+    frame's MFCCs) cancels as the clip goes on.
+
+    The running mean starts from the training actors' mean, weighted as `prior_frames` frames, so
+    that the first frames are not normalised by themselves alone. The backend's state pair carries
+    the running sum and frame count after the LSTM's own c: (h, [c | sum, count]) (CONTRACT.md).
+    """
+
+    def __init__(
+        self,
+        input_size: int = 13,
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        num_classes: int = 8,
+        dropout: float = 0.3,
+        prior_frames: float = 100.0,
+    ) -> None:
+        super().__init__(input_size, hidden_size, num_layers, num_classes, dropout)
+        self.prior_frames = float(prior_frames)
+
+    def normalise(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden | None, torch.Tensor]:
+        batch, steps, features = x.shape
+        if hidden is None:
+            lstm_hidden, total, count = None, x.new_zeros(batch, features), x.new_zeros(batch, 1)
+        else:
+            h, packed = hidden
+            size = self.lstm.hidden_size
+            lstm_hidden = (h, packed[..., :size].contiguous())
+            total, count = packed[0, :, size : size + features], packed[0, :, size + features :]
+        deviation = x - self.feature_mean  # sums stay small next to c0's raw magnitude (~ -1131)
+        running = total[:, None, :] + deviation.cumsum(1)
+        frames = count[:, None, :] + torch.arange(1, steps + 1, dtype=x.dtype, device=x.device)[None, :, None]
+        z = (deviation - running / (self.prior_frames + frames)) / self.feature_std
+        return z, lstm_hidden, torch.cat([running[:, -1], count + steps], dim=1)
+
+    def pack(self, lstm_hidden: Hidden, carried: torch.Tensor | None) -> Hidden:
+        h, c = lstm_hidden
+        return h, torch.cat([c, carried.unsqueeze(0).expand(c.shape[0], -1, -1)], dim=-1)
+
+    def resized(self, hidden_size: int) -> RunningCMNLSTM:
+        return RunningCMNLSTM(
+            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
+            self.prior_frames,
+        )
+
+
+def build_model(
+    input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float, cmn_prior_frames: float
+) -> EmotionLSTM:
+    """The model train.* asks for: plain, or with running mean normalisation (cmn_prior_frames > 0)."""
+    if cmn_prior_frames > 0:
+        return RunningCMNLSTM(input_size, hidden_size, num_layers, num_classes, dropout, cmn_prior_frames)
+    return EmotionLSTM(input_size, hidden_size, num_layers, num_classes, dropout)
 
 
 def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
@@ -74,7 +143,9 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
         if not (same and same_input):
             raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
-    merged = EmotionLSTM(first.lstm.input_size, n * size, layers, first.head.out_features, first.dropout.p)
+    if any(type(m) is not type(first) or getattr(m, "prior_frames", None) != getattr(first, "prior_frames", None) for m in members):
+        raise ValueError("ensemble members must be of one kind (plain, or the same running normalisation)")
+    merged = first.resized(n * size)
     merged.set_normalisation(first.feature_mean, first.feature_std)
     with torch.no_grad():
         for name, target in merged.lstm.named_parameters():
@@ -95,7 +166,7 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
 
 
 # Everything a pickled EmotionLSTM refers to, for torch.load(..., weights_only=True).
-SAFE_GLOBALS = [EmotionLSTM, nn.LSTM, nn.Linear, nn.Dropout, set]
+SAFE_GLOBALS = [EmotionLSTM, RunningCMNLSTM, nn.LSTM, nn.Linear, nn.Dropout, set]
 
 
 def load_model(path: str | PathLike[str], map_location: str | torch.device = "cpu") -> EmotionLSTM:

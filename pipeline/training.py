@@ -7,6 +7,7 @@ process per core) and merged into one LSTM that averages their logits (pipeline.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import multiprocessing
 import sys
@@ -23,7 +24,7 @@ from pipeline.config import PARAMS_FILE, TrainConfig
 from pipeline.dataset import SplitData, length_batches, pad
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
-from pipeline.model import EmotionLSTM, ensemble_of
+from pipeline.model import EmotionLSTM, build_model, ensemble_of
 
 
 @dataclass
@@ -79,6 +80,40 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+MEL_BANDS = 128  # librosa's default, what the backend's MFCCs are the DCT of (pipeline.features)
+
+
+def channel_offsets(n: int, scale_db: float) -> torch.Tensor:
+    """n random microphone/EQ responses as MFCC offsets, (n, 13), drawn from torch's seeded generator.
+
+    A linear channel multiplies the spectrum, so it adds its response in dB to every frame's log-mel
+    energies, and the DCT of that curve to every frame's MFCCs: a channel is one offset per clip.
+    Each curve is a tilt of up to +-scale_db across the bands, three bumps or dips of up to
+    +-scale_db/2 with random centre and width, and, each half the time, a roll-off above a random
+    band and one below a random low band (band-limited microphones and lines). Not the evaluation
+    suite's filters (pipeline.conditions).
+    """
+    bands = torch.linspace(0, 1, MEL_BANDS, dtype=torch.float64)
+    u = torch.rand(n, 14, dtype=torch.float64)
+    curve = scale_db * (2 * u[:, :1] - 1) * (bands - 0.5)
+    for j in range(3):
+        gain, centre, width = scale_db * (u[:, 1 + 3 * j] - 0.5), u[:, 2 + 3 * j], 0.02 + 0.13 * u[:, 3 + 3 * j]
+        curve += gain[:, None] * torch.exp(-0.5 * ((bands - centre[:, None]) / width[:, None]) ** 2)
+    cutoff, rolloff = 0.5 + 0.5 * u[:, 10], (u[:, 11] > 0.5) * 4 * scale_db
+    curve -= rolloff[:, None] * (bands - cutoff[:, None]).clamp_min(0) / 0.5
+    low_cut, low_rolloff = 0.02 + 0.15 * u[:, 12], (u[:, 13] > 0.5) * 4 * scale_db
+    curve -= low_rolloff[:, None] * (low_cut[:, None] - bands).clamp_min(0) / 0.1
+    return (curve @ mel_dct()).float()
+
+
+@functools.cache
+def mel_dct() -> torch.Tensor:
+    """(128, 13): a log-mel curve times this is its 13 MFCCs (librosa's orthonormal DCT-II)."""
+    import scipy.fft
+
+    return torch.from_numpy(scipy.fft.dct(np.eye(MEL_BANDS), norm="ortho", axis=0)[:13].T.copy())
+
+
 def predictions(model: EmotionLSTM, data: SplitData) -> tuple[np.ndarray, float]:
     """Last-frame-rule predictions and mean cross-entropy of the last step, for a whole split."""
     probs = np.stack([decide(p, "last") for p in replay(model, data.sequences)])
@@ -126,7 +161,10 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     if len(train) == 0 or len(val) == 0:
         raise InputError(None, "the training and validation splits must both hold clips")
 
-    model = EmotionLSTM(train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout)
+    model = build_model(
+        train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout,
+        config.cmn_prior_frames,
+    )
     frames = torch.cat(train.sequences).double()
     model.set_normalisation(frames.mean(0).float(), frames.std(0).float())
     model.to(device)
@@ -149,6 +187,8 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
         loss_sum, train_pred, train_true = 0.0, [], []
         for idx in length_batches(train.lengths, config.batch_size, rng):
             x, lengths = pad([train.sequences[i] for i in idx])
+            if config.channel_augment_db > 0:
+                x = x + channel_offsets(len(idx), config.channel_augment_db)[:, None, :]
             x, lengths, y = x.to(device), lengths.to(device), train.labels[idx].to(device)
             logits = model.frame_logits(x)[0]
             last = logits[torch.arange(len(idx), device=device), lengths - 1]

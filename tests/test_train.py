@@ -21,12 +21,12 @@ from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError
 from pipeline.inference import backend_replay, decide, replay
 from pipeline.manifest import COLUMNS
-from pipeline.model import EmotionLSTM, ensemble_of, load_model
+from pipeline.model import EmotionLSTM, RunningCMNLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.split import build_manifest
 from pipeline.store import Clip, FeatureStore, write_store
 from pipeline.train import export
-from pipeline.training import fit, predictions
+from pipeline.training import MEL_BANDS, channel_offsets, fit, mel_dct, predictions
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
@@ -92,6 +92,31 @@ def test_the_frame_loss_changes_training(splits: dict[str, SplitData]) -> None:
     varied = fit(splits, 8, train_config(epochs=2, frame_loss_weight=0.5))
     assert all(math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"]) for row in varied.history)
     assert not state_equal(base.model.state_dict(), varied.model.state_dict())
+
+
+def test_channel_offsets_are_the_mfccs_of_smooth_curves() -> None:
+    """Each offset is the 13-coefficient DCT of a 128-band curve (what a channel adds to log-mel
+    energies), as librosa's MFCC computes it; draws follow torch's seed."""
+    import scipy.fft
+
+    curve = np.linspace(-6, 6, MEL_BANDS)
+    expected = scipy.fft.dct(curve, type=2, norm="ortho")[:13]
+    np.testing.assert_allclose(curve @ mel_dct().numpy(), expected, atol=1e-9)
+    torch.manual_seed(0)
+    a = channel_offsets(64, 12.0)
+    torch.manual_seed(0)
+    assert torch.equal(a, channel_offsets(64, 12.0)) and a.shape == (64, 13)
+    assert 10 < float(a[:, 1].std()) < 200 and float(a[:, 12].std()) < float(a[:, 1].std())
+
+
+@pytest.mark.parametrize("knob", [{"channel_augment_db": 12.0}, {"cmn_prior_frames": 100.0}])
+def test_robustness_options_run_and_change_training(splits: dict[str, SplitData], knob: dict[str, float]) -> None:
+    base = fit(splits, 8, train_config(epochs=2))
+    varied = fit(splits, 8, train_config(epochs=2, **knob))
+    assert all(math.isfinite(row["train_loss"]) for row in varied.history)
+    assert not state_equal(base.model.state_dict(), varied.model.state_dict()), knob
+    if "cmn_prior_frames" in knob:
+        assert isinstance(varied.model, RunningCMNLSTM) and varied.model.prior_frames == 100.0
 
 
 def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[str, SplitData]) -> None:
