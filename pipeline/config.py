@@ -68,6 +68,7 @@ class AugmentConfig:
     noise_snr_db: tuple[float, ...] = each(math.isfinite, "(dB), finite")
     time_stretch: tuple[float, ...] = each(lambda v: 0 < v < math.inf, "> 0 and finite")
     pitch_shift: tuple[float, ...] = each(math.isfinite, "(semitones), finite")
+    colored_noise_snr_db: tuple[float, ...] = each(math.isfinite, "(dB), finite")
 
 
 @dataclass(frozen=True)

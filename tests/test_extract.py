@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
+from pipeline import augment
 from pipeline.extract import extract
 from tests.helpers import (
     REPO,
@@ -35,6 +36,7 @@ from tests.helpers import (
     run_stage,
     serial_config,
     sha256,
+    synth_clip,
     truncated_header,
     write_wav,
 )
@@ -68,7 +70,7 @@ BAD: dict[str, tuple[str, Any, tuple[str, ...]]] = {
                  ("silent",)),
     "nan": (f"Actor_02/{clip_name(7, 1, 1, 1, 2)}.wav", non_finite(np.nan), ("non-finite samples",)),
 }
-AUGMENT = {"seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2]}
+AUGMENT = {"seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2], "colored_noise_snr_db": [10]}
 
 
 @pytest.fixture(scope="module")
@@ -273,26 +275,26 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
     assert_ok(proc)
     store = read_store(cwd / "out/mfcc.h5")
     n_clips = len(list(small_corpus.rglob("*.wav")))
-    names = ["", "noise=20", "stretch=1.1", "pitch=2"]
-    assert len(store["path"]) == 4 * n_clips
+    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10"]
+    assert len(store["path"]) == 5 * n_clips
     for path in set(store["path"]):
         rows = np.flatnonzero(store["path"] == path)
-        assert store["variant"][rows].tolist() == [0, 1, 2, 3]
+        assert store["variant"][rows].tolist() == [0, 1, 2, 3, 4]
         assert store["augment"][rows].tolist() == names
         for field in ("actor", "emotion", "intensity", "statement", "repetition"):
             assert len(set(store[field][rows].tolist())) == 1
-        original, noisy, stretched, shifted = (
+        original, noisy, stretched, shifted, colored = (
             store["mfcc"][store["offsets"][r] : store["offsets"][r + 1]] for r in rows
         )
         # Noise (and the leakage of stretch and shift) fills the synthetic clips' digital silence,
         # whose frames the original skips: the noisy variant keeps every frame of the clip.
         assert len(noisy) > len(original) and not np.allclose(noisy[-len(original) :], original, atol=1e-3)
         assert abs(len(stretched) - len(noisy) / 1.1) <= 2  # 10 % faster: 10 % fewer frames
-        assert len(original) <= len(shifted) <= len(noisy)  # same duration
+        assert len(original) <= len(shifted) <= len(noisy) == len(colored)  # same duration
         middle = slice(len(original) // 4, len(original) // 2)
         assert not np.allclose(shifted[-len(original) :][middle], original[middle], atol=1e-1)
     report = json.loads((cwd / "out/report.json").read_text())
-    assert report["clips"] == n_clips and report["sequences"] == 4 * n_clips
+    assert report["clips"] == n_clips and report["sequences"] == 5 * n_clips
     assert report["variants"] == names[1:]
 
 
@@ -312,8 +314,26 @@ def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run]
     reseeded = read_store(tmp_path / "mfcc.h5")
     store = read_store(runs["aug_a"][0] / "out/mfcc.h5")
     rows = np.flatnonzero(store["path"] == reseeded["path"][0])
-    assert len(rows) == len(reseeded["path"]) == 4
+    assert len(rows) == len(reseeded["path"]) == 5
     for variant, row in enumerate(rows):
         ours = store["mfcc"][store["offsets"][row] : store["offsets"][row + 1]]
         theirs = reseeded["mfcc"][reseeded["offsets"][variant] : reseeded["offsets"][variant + 1]]
-        assert np.array_equal(ours, theirs) == (variant != 1), variant
+        assert np.array_equal(ours, theirs) == (variant not in (1, 4)), variant  # the two noises follow it
+
+
+def test_colored_noise_has_its_snr_and_a_colour_per_clip() -> None:
+    """The added noise sits at the nominal SNR (over the whole clip), and its spectral slope differs
+    from clip to clip: white to brown."""
+    audio = synth_clip(3, 1, 0, seconds=2.0)
+    variant = augment.Variant(1, "colored", 10.0)
+    slopes = []
+    for key in ("Actor_01/a.wav", "Actor_01/b.wav", "Actor_02/c.wav", "Actor_03/d.wav"):
+        noise = augment.apply(audio, variant, 0, key).astype(np.float64) - audio
+        snr = 10 * np.log10(np.mean(audio.astype(np.float64) ** 2) / np.mean(noise**2))
+        assert abs(snr - 10.0) < 0.05, snr
+        spectrum = np.abs(np.fft.rfft(noise)) ** 2
+        freqs = np.fft.rfftfreq(len(noise), 1 / 16000)
+        low, high = spectrum[(freqs > 100) & (freqs < 400)].mean(), spectrum[(freqs > 3200) & (freqs < 6400)].mean()
+        slopes.append(10 * np.log10(low / high))
+    assert max(slopes) - min(slopes) > 6, slopes  # exponents drawn per clip
+    np.testing.assert_array_equal(augment.apply(audio, variant, 0, "k"), augment.apply(audio, variant, 0, "k"))
