@@ -254,3 +254,28 @@ def test_cli_bad_params_give_one_line_and_no_outputs(project: Path, tmp_path: Pa
     assert sorted(p.name for p in cwd.iterdir()) == ["params.yaml"]
 
 
+
+def test_a_failed_run_leaves_the_previous_outputs_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model, weights, labels, log and metrics change together: a failure after the model file is
+    written leaves the last run's set as it was, and no temporary file."""
+    from pipeline import train
+
+    variant_store(tmp_path / "features")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train"])
+    outputs = ["models/model.pth", "models/model_weights.pth", "models/labels.json", "metrics/train_log.csv", "metrics/train.json"]
+    project_folder(tmp_path, train={**TINY, "epochs": 1, "ensemble": 1})
+    train.main()
+    before = {name: (tmp_path / name).read_bytes() for name in outputs}
+
+    project_folder(tmp_path, train={**TINY, "epochs": 1, "ensemble": 1, "seed": 1})  # another model
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("killed after the model was written")
+
+    monkeypatch.setattr(train, "write_text", fail)  # the log: after model.pth and the weights
+    with pytest.raises(RuntimeError):
+        train.main()
+    assert {name: (tmp_path / name).read_bytes() for name in outputs} == before
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["labels.json", "model.pth", "model_weights.pth"]
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["train.json", "train_log.csv"]
