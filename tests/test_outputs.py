@@ -45,15 +45,17 @@ def test_stages_refuse_an_unwritable_output_before_the_work(tmp_path: Path) -> N
     """Before any training or extraction: one line naming the path, and nothing written."""
     cwd = project_folder(tmp_path / "project", split=SPLIT, train={**TINY, "ensemble": 1})
     variant_store(cwd / "features")
-    (cwd / "taken").mkdir()
+    (cwd / "taken/cv.json").mkdir(parents=True)  # a directory where cv writes cv.json
     (cwd / "file").write_text("")
     runs = run_stages({
         "train": (cwd, "train", ["--metrics", "taken"]),
         "log": (cwd, "train", ["--log", "file/metrics/log.csv"]),
+        "cv": (cwd, "cv", ["--metrics-dir", "taken"]),
         "extract": (cwd, "extract", ["--data", "features", "--out", "out/mfcc.h5", "--report", "taken"]),
     })
     assert_one_line_error(runs["train"], "taken", "is a directory")
     assert_one_line_error(runs["log"], "file/metrics/log.csv", "is not a directory")
+    assert_one_line_error(runs["cv"], "taken/cv.json", "is a directory")
     assert_one_line_error(runs["extract"], "taken", "is a directory")
     for folder in ("models", "metrics", "out", ".cache"):
         assert_no_files(cwd / folder)
