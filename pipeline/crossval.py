@@ -2,7 +2,7 @@
 the evaluate stage scores, and the figures aggregated over folds.
 
 Fold k is tested on its own actors, selects its checkpoint on fold k+1, and trains on the rest,
-from the cached features.
+from the cached features. A finished fold's result can be kept and reused under cache_keys' key.
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def run_folds(tasks: list[FoldTask], processes: int) -> Iterator[tuple[int, Fold
 
 
 def numbered_fold(task: FoldTask) -> tuple[int, FoldResult]:
+    """run_fold with its fold number: imap_unordered's results arrive in any order."""
     return task[-1], run_fold(*task)
 
 

@@ -19,7 +19,8 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def pool(processes: int) -> multiprocessing.pool.Pool:
-    """A spawn pool (torch's threads do not survive a fork) whose workers bind to this process."""
+    """A spawn pool, as the stages used before (a fork copies torch's thread pools in whatever state
+    they are), whose workers bind to this process (bind_to_parent)."""
     context = multiprocessing.get_context("spawn")
     return context.Pool(processes, bind_to_parent, (os.getpid(),))
 
