@@ -24,7 +24,7 @@ from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio
 from pipeline.config import ExtractConfig, load
 from pipeline.errors import InputError, run_cli
 from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_mfcc
-from pipeline.outputs import atomic_path, write_json
+from pipeline.outputs import atomic_path, check_writable, write_json
 from pipeline.ravdess import DATA, ClipInfo, find_clips, parse_name
 from pipeline.store import STORE, Clip, write_store
 
@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=STORE)
     parser.add_argument("--report", type=Path, default=Path("features/extract_report.json"))
     args = parser.parse_args()
+    check_writable(args.out, args.report)
     extract(args.data, args.out, args.report, load(ExtractConfig, "extract"))
 
 

@@ -7,9 +7,11 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+
+from pipeline.errors import InputError
 
 
 @contextmanager
@@ -31,6 +33,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
+    """atomic_path for files that belong together (a model and its metrics): one temporary per path,
+    in order, renamed into place only once the block has written them all; on failure none is, and
+    every temporary goes. The renames follow one another: a kill in those microseconds still mixes
+    two sets, where replacing the files one by one as each was written left minutes."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
+
+
+def check_writable(*paths: str | Path) -> None:
+    """Refuse, before a stage's work, an output path that its end could not write: a directory, or
+    below a file or a folder this user cannot write. Without this, train learned for minutes first."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            raise InputError(path, "is a directory, not an output file")
+        folder = next(p for p in path.parents if p.exists())  # the nearest existing one: atomic_path makes the rest
+        if not folder.is_dir():
+            raise InputError(path, f"{folder} is not a directory")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(path, f"{folder} is not writable")
 
 
 def remove_stale_temporaries(path: Path) -> None:

@@ -17,7 +17,7 @@ from pipeline import metrics
 from pipeline.config import DataConfig, TrainConfig, load
 from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import run_cli
-from pipeline.outputs import atomic_path, write_json, write_text
+from pipeline.outputs import atomic_paths, check_writable, write_json, write_text
 from pipeline.ravdess import EMOJI, class_names
 from pipeline.training import FitResult, fit
 
@@ -30,14 +30,24 @@ def labels_document(scheme: str) -> dict[str, Any]:
     }
 
 
+MODEL_FILES = ("model.pth", "model_weights.pth", "labels.json")
+
+
 def export(result: FitResult, scheme: str, models_dir: Path) -> None:
     """The backend's files: full pickled model, state_dict, and the class list beside them."""
+    with atomic_paths(*(models_dir / name for name in MODEL_FILES)) as temporaries:
+        write_model_files(result, scheme, temporaries)
+
+
+def write_model_files(result: FitResult, scheme: str, paths: list[Path]) -> None:
+    """MODEL_FILES' content, written to `paths` (temporaries, in MODEL_FILES' order)."""
+    model, weights, labels = paths
     # Saved through a file object: given a path, torch names the archive's records after the
     # (random) temporary file name, and equal weights would no longer give equal bytes.
-    for name, obj in (("model.pth", result.model), ("model_weights.pth", result.model.state_dict())):
-        with atomic_path(models_dir / name) as tmp, tmp.open("wb") as f:
+    for path, obj in ((model, result.model), (weights, result.model.state_dict())):
+        with path.open("wb") as f:
             torch.save(obj, f)
-    write_json(models_dir / "labels.json", labels_document(scheme))
+    write_json(labels, labels_document(scheme))
 
 
 def main() -> None:
@@ -47,27 +57,31 @@ def main() -> None:
     parser.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
     parser.add_argument("--log", type=Path, default=Path("metrics/train_log.csv"))
     args = parser.parse_args()
+    model_files = [args.models / name for name in MODEL_FILES]
+    check_writable(*model_files, args.log, args.metrics)
     scheme = load(DataConfig, "data").classes
     config = load(TrainConfig, "train")
 
     data = load_splits(args.store, args.split, scheme, config.augment_variants)
     result = fit(data, len(class_names(scheme)), config, workers=os.cpu_count() or 1)
 
-    export(result, scheme, args.models)
-    write_text(args.log, pd.DataFrame(result.history).to_csv(index=False, float_format="%.6g"))
-    write_json(
-        args.metrics,
-        metrics.rounded(
-            {
-                "best_epoch": result.best_epoch,
-                "epochs_run": result.epochs_run,
-                "train_clips": len(data["train"]),
-                "val_clips": len(data["val"]),
-                "parameters": sum(p.numel() for p in result.model.parameters()),
-                "val": result.val,
-            }
-        ),
-    )
+    # One set: killed before the renames, the last run's model, log and metrics stay together.
+    with atomic_paths(*model_files, args.log, args.metrics) as temporaries:
+        write_model_files(result, scheme, temporaries[:3])
+        write_text(temporaries[3], pd.DataFrame(result.history).to_csv(index=False, float_format="%.6g"))
+        write_json(
+            temporaries[4],
+            metrics.rounded(
+                {
+                    "best_epoch": result.best_epoch,
+                    "epochs_run": result.epochs_run,
+                    "train_clips": len(data["train"]),
+                    "val_clips": len(data["val"]),
+                    "parameters": sum(p.numel() for p in result.model.parameters()),
+                    "val": result.val,
+                }
+            ),
+        )
     print(
         f"train: best epoch {result.best_epoch}/{result.epochs_run}, val balanced accuracy "
         f"{result.val['balanced_accuracy']:.3f}, {result.seconds_per_epoch:.1f} s/epoch -> {args.models}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import multiprocessing
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from pipeline.dataset import SplitData, length_batches, pad
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, build_model, ensemble_of
+from pipeline.workers import pool as worker_pool
 
 
 @dataclass
@@ -141,7 +141,7 @@ def fit(
         for k in range(n)
     ]
     if workers > 1 and n > 1:
-        with multiprocessing.get_context("spawn").Pool(min(workers, n)) as pool:
+        with worker_pool(min(workers, n)) as pool:
             members = pool.starmap(fit_member, tasks)
     else:
         members = [fit_member(*task) for task in tasks]

@@ -9,13 +9,16 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
 import yaml
 
-from pipeline.config import ExtractConfig, TrainConfig, parse
+from pipeline.config import ExtractConfig, SplitConfig, TrainConfig, parse
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
@@ -191,3 +194,49 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
 def assert_no_files(folder: Path) -> None:
     """Nothing written: no output and no temporary file."""
     assert not folder.exists() or not any(folder.rglob("*")), sorted(folder.rglob("*"))
+
+
+# ---- stores written directly ---------------------------------------------------------------------------
+
+
+def variant_store(folder: Path) -> tuple[Path, Path, pd.DataFrame]:
+    """A store written directly: 8 actors x 8 emotions, each clip with one augmented variant
+    (variant 1), random raw-scale MFCCs; and its 4/2/2 manifest (4 folds). Seconds faster than the
+    `project` fixture's extract, for tests that only need a valid store."""
+    import pandas as pd  # here: spawned pool workers import this module and should start quickly
+
+    from pipeline.manifest import COLUMNS
+    from pipeline.split import build_manifest
+    from pipeline.store import Clip, write_store
+
+    rng = np.random.default_rng(0)
+    clips = []
+    for actor in range(1, 9):
+        for emotion in range(1, 9):
+            path = f"Actor_{actor:02d}/03-01-{emotion:02d}-01-01-01-{actor:02d}.wav"
+            meta = {"path": path, "actor": actor, "emotion": emotion, "intensity": 1, "statement": 1, "repetition": 1}
+            for variant, name in ((0, ""), (1, "noise_20db")):
+                mfcc = (rng.standard_normal((int(rng.integers(3, 9)), 13)) * 50 - 500).astype(np.float32)
+                clips.append(Clip({**meta, "variant": variant, "augment": name}, mfcc))
+    store = folder / "mfcc.h5"
+    write_store(store, clips, {"sample_rate": 16000, "frame_length": 400, "hop_length": 160, "n_mfcc": 13})
+    table = pd.DataFrame([{**c.meta, "n_frames": len(c.mfcc)} for c in clips])
+    manifest = build_manifest(table, parse(SplitConfig, {"seed": 0, **SPLIT}, "split"))
+    manifest[COLUMNS].to_csv(folder / "split.csv", index=False)
+    return store, folder / "split.csv", manifest
+
+
+# ---- processes ---------------------------------------------------------------------------------------
+
+
+def session_processes(sid: int) -> list[int]:
+    """Live (non-zombie) processes of session sid, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            found.append(int(stat.parent.name))
+    return found

@@ -35,6 +35,7 @@ from tests.helpers import (
     not_audio,
     run_stage,
     serial_config,
+    session_processes,
     sha256,
     synth_clip,
     truncated_header,
@@ -180,19 +181,6 @@ def test_failed_report_leaves_no_store(
     assert_no_files(tmp_path / "out")
 
 
-def _session_processes(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session sid, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, session, ...
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            found.append(int(stat.parent.name))
-    return found
-
-
 def test_ctrl_c_during_extraction(synth_corpus: Path, tmp_path: Path) -> None:
     """Ctrl-C while the pool works: exit 130, one line, no traceback, no output, no worker left behind."""
     cwd = project(tmp_path, extract={"workers": 2, "augment": {"seed": 0, "pitch_shift": [2, -2, 1, -1]}})
@@ -207,7 +195,7 @@ def test_ctrl_c_during_extraction(synth_corpus: Path, tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 60
-        while len(_session_processes(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        while len(session_processes(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # until the parent and its two pool workers run
         assert proc.poll() is None, "extraction finished before it could be interrupted"
         time.sleep(0.3)
@@ -221,9 +209,9 @@ def test_ctrl_c_during_extraction(synth_corpus: Path, tmp_path: Path) -> None:
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "error: interrupted", stderr
     assert_no_files(cwd / "out")
     deadline = time.monotonic() + 10
-    while _session_processes(proc.pid) and time.monotonic() < deadline:
+    while session_processes(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _session_processes(proc.pid) == [], "pool workers outlived the interrupted run"
+    assert session_processes(proc.pid) == [], "pool workers outlived the interrupted run"
 
 
 # ---- bad input -----------------------------------------------------------------------------------

@@ -16,26 +16,24 @@ import torch
 import yaml
 
 from pipeline import metrics
-from pipeline.config import SplitConfig, TrainConfig, parse
+from pipeline.config import TrainConfig, parse
 from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError
 from pipeline.inference import backend_replay, decide, replay
-from pipeline.manifest import COLUMNS
 from pipeline.model import EmotionLSTM, RunningCMNLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
-from pipeline.split import build_manifest
-from pipeline.store import Clip, FeatureStore, write_store
+from pipeline.store import FeatureStore
 from pipeline.train import export
 from pipeline.training import MEL_BANDS, channel_offsets, fit, mel_dct, predictions
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
-    SPLIT,
     TINY,
     assert_one_line_error,
     project_folder,
     run_stage,
     train_config,
+    variant_store,
 )
 
 LOG_COLUMNS = [
@@ -211,26 +209,6 @@ def test_frontend6_merges_calm_into_neutral_and_disgust_into_angry(project: Path
 # ---- augmented variants in load_splits --------------------------------------------------------------
 
 
-def variant_store(folder: Path) -> tuple[Path, Path, pd.DataFrame]:
-    """A store written directly: 8 actors x 8 emotions, each clip with one augmented variant
-    (variant 1), random raw-scale MFCCs; and its 4/2/2 manifest."""
-    rng = np.random.default_rng(0)
-    clips = []
-    for actor in range(1, 9):
-        for emotion in range(1, 9):
-            path = f"Actor_{actor:02d}/03-01-{emotion:02d}-01-01-01-{actor:02d}.wav"
-            meta = {"path": path, "actor": actor, "emotion": emotion, "intensity": 1, "statement": 1, "repetition": 1}
-            for variant, name in ((0, ""), (1, "noise_20db")):
-                mfcc = (rng.standard_normal((int(rng.integers(3, 9)), 13)) * 50 - 500).astype(np.float32)
-                clips.append(Clip({**meta, "variant": variant, "augment": name}, mfcc))
-    store = folder / "mfcc.h5"
-    write_store(store, clips, {"sample_rate": 16000, "frame_length": 400, "hop_length": 160, "n_mfcc": 13})
-    table = pd.DataFrame([{**c.meta, "n_frames": len(c.mfcc)} for c in clips])
-    manifest = build_manifest(table, parse(SplitConfig, {"seed": 0, **SPLIT}, "split"))
-    manifest[COLUMNS].to_csv(folder / "split.csv", index=False)
-    return store, folder / "split.csv", manifest
-
-
 def test_variants_never_leave_the_training_actors(tmp_path: Path) -> None:
     store, manifest_path, manifest = variant_store(tmp_path)
     split_of = manifest.drop_duplicates("actor").set_index("actor")["split"].to_dict()
@@ -300,3 +278,29 @@ def test_cli_bad_params_give_one_line_and_no_outputs(project: Path, tmp_path: Pa
     assert_one_line_error(proc, "train.epochs")
     assert sorted(p.name for p in cwd.iterdir()) == ["params.yaml"]
 
+
+
+def test_a_failed_run_leaves_the_previous_outputs_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model, weights, labels, log and metrics change together: a failure after the model file is
+    written leaves the last run's set as it was, and no temporary file."""
+    from pipeline import train
+
+    variant_store(tmp_path / "features")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["train"])
+    outputs = ["models/model.pth", "models/model_weights.pth", "models/labels.json", "metrics/train_log.csv", "metrics/train.json"]
+    project_folder(tmp_path, train={**TINY, "epochs": 1, "ensemble": 1})
+    train.main()
+    before = {name: (tmp_path / name).read_bytes() for name in outputs}
+
+    project_folder(tmp_path, train={**TINY, "epochs": 1, "ensemble": 1, "seed": 1})  # another model
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("killed after the model was written")
+
+    monkeypatch.setattr(train, "write_text", fail)  # the log: after model.pth and the weights
+    with pytest.raises(RuntimeError):
+        train.main()
+    assert {name: (tmp_path / name).read_bytes() for name in outputs} == before
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["labels.json", "model.pth", "model_weights.pth"]
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["train.json", "train_log.csv"]

@@ -1,0 +1,125 @@
+"""The cv stage as DVC runs it: finished folds survive an interrupted run (the fold cache), outputs
+do not depend on the cache or the number of workers, and a killed run leaves no worker training.
+
+Each test runs on a store written directly (tests.helpers.variant_store) and a tiny model: seconds.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import TrainConfig
+from pipeline.crossval import cache_keys
+from tests.helpers import (
+    SPLIT,
+    TINY,
+    assert_ok,
+    cli_env,
+    project_folder,
+    run_stages,
+    session_processes,
+    train_config,
+    variant_store,
+)
+
+OUTPUTS = ("metrics/cv.json", "metrics/cv_predictions.csv")
+
+
+def cv_project(folder: Path, workers: int, **train: object) -> Path:
+    """A project folder with its own store and manifest (4 folds) and a tiny model."""
+    project_folder(folder, split=SPLIT, train={**TINY, "epochs": 2, "ensemble": 1, **train}, cv={"workers": workers})
+    variant_store(folder / "features")
+    return folder
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in OUTPUTS}
+
+
+def test_finished_folds_are_reused_and_the_outputs_do_not_change(tmp_path: Path) -> None:
+    plain, cached = cv_project(tmp_path / "plain", 1), cv_project(tmp_path / "cached", 2)
+    runs = run_stages({"plain": (plain, "cv", ["--no-cache"]), "partial": (cached, "cv", ["--folds", "0", "2"])})
+    for proc in runs.values():
+        assert_ok(proc)
+        assert "leaked semaphore" not in proc.stderr, proc.stderr
+    assert not (plain / ".cache").exists()
+    assert sorted(p.name for p in (cached / ".cache/cv").iterdir()) != []
+
+    full = run_stages({"full": (cached, "cv", [])})["full"]  # as if the partial run had been interrupted
+    assert_ok(full)
+    for fold in range(4):
+        assert (f"cv: fold {fold} reused from cache" in full.stderr) == (fold in (0, 2)), full.stderr
+    assert "leaked semaphore" not in full.stderr, full.stderr
+    assert outputs(cached) == outputs(plain)  # byte-identical, whatever the cache or the workers
+
+    params = yaml.safe_load((cached / "params.yaml").read_text())
+    params["train"]["seed"] += 1
+    (cached / "params.yaml").write_text(yaml.safe_dump(params))
+    other = run_stages({"other": (cached, "cv", ["--folds", "0"])})["other"]
+    assert_ok(other)
+    assert "reused" not in other.stderr, other.stderr
+
+
+def test_the_cache_key_changes_with_everything_a_fold_depends_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, split, _ = variant_store(tmp_path)
+    config = train_config()
+
+    def key(scheme: str = "ravdess8", fold: int = 1, config: TrainConfig = config) -> str:
+        return cache_keys(store, split, scheme, config, [fold])[fold]
+
+    first = key()
+    assert key() == first  # stable
+    assert len({first, key(scheme="frontend6"), key(fold=2), key(config=train_config(lr=0.5))}) == 4
+    for path in (store, split):
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n")
+        assert key() != first, path
+        path.write_bytes(original)
+    code = tmp_path / "pipeline"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "pipeline", code, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr("pipeline.crossval.PACKAGE", code)
+    assert key() == first
+    (code / "metrics.py").write_text((code / "metrics.py").read_text() + "\n")
+    assert key() != first
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_no_worker_outlives_its_cv_run(tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGKILL of the parent alone (a killed job, an OOM kill) or Ctrl-C to the whole group, once the
+    folds train: within seconds no process of the run is left, so that none goes on training."""
+    cwd = cv_project(tmp_path / "project", 2, epochs=100_000, patience=100_000)  # folds that would run for hours
+    log = tmp_path / "stderr"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cv"], cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,  # its own process group, like a terminal's foreground job
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as test_extract's Ctrl-C test says
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "fold " not in log.read_text():  # a worker's progress bar: it trains
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        (os.kill if sig == signal.SIGKILL else os.killpg)(proc.pid, sig)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert session_processes(proc.pid) == [], "cv workers outlived their parent"
+    finally:
+        for pid in session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    if sig == signal.SIGINT:
+        text = log.read_text()
+        assert proc.returncode == 130, text
+        # one message, at the end (after a worker's progress bar, which has no newline of its own)
+        assert "Traceback" not in text and text.count("error:") == 1 and text.rstrip().endswith("error: interrupted"), text
