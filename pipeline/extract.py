@@ -110,7 +110,9 @@ def extract(data_root: Path, out: Path, report: Path, config: ExtractConfig) -> 
         else:
             results = map(_work, tasks)  # one worker: no fork at all
         progress = tqdm(zip(tasks, results), total=len(tasks), desc="extract", unit="clip", disable=None)
-        for task, result in progress:
+        for done, (task, result) in enumerate(progress, start=1):
+            if progress.disable and done % max(1, len(tasks) // 10) == 0:  # a log, not a terminal: no bar
+                print(f"extract: {done}/{len(tasks)} clips, {time.perf_counter() - start:.0f} s", flush=True)
             if isinstance(result, str):
                 if on_error == "error":
                     raise InputError(task[0], result)

@@ -1,6 +1,7 @@
 """RAVDESS naming: clip metadata parsed from file names, and the class schemes the model can predict."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,18 @@ def find_clips(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "data folder not found")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    # os.walk follows symlinked folders (a corpus assembled from links), which Path.rglob does not;
+    # each real folder is visited once, so a link loop cannot recurse forever.
+    files, seen = [], set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        found = (Path(folder) / name for name in names if Path(name).suffix.lower() in AUDIO_SUFFIXES)
+        files.extend(p for p in found if p.is_file())
+    files.sort()
     if not files:
         raise InputError(root, "no .wav or .flac files in the data folder")
     return files

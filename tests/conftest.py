@@ -2,6 +2,7 @@
 the real RAVDESS copy where it exists."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,8 +42,17 @@ def project(tmp_path_factory: pytest.TempPathFactory, synth_corpus: Path) -> Pat
     return root
 
 
+def real_corpus_candidates() -> list[Path]:
+    """Where the real corpus may be, in order: RAVDESS_SOURCE when it names a folder (as for the
+    pipeline), the folder the fetch stage filled, the team machines' shared copy."""
+    source = os.environ.get("RAVDESS_SOURCE", "").strip()
+    return [Path(source)] * bool(source) + [REPO / "data" / "ravdess", REAL_RAVDESS]
+
+
 @pytest.fixture(scope="session")
 def real_ravdess() -> Path:
-    if not (REAL_RAVDESS / "Actor_01").is_dir():
-        pytest.skip(f"real RAVDESS copy not found at {REAL_RAVDESS}")
-    return REAL_RAVDESS
+    for folder in real_corpus_candidates():
+        if (folder / "Actor_01").is_dir():
+            return folder.resolve()
+    looked = ", ".join(str(p) for p in real_corpus_candidates())
+    pytest.skip(f"no real RAVDESS folder (looked in {looked}; set RAVDESS_SOURCE to a folder)")

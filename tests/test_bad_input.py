@@ -264,3 +264,23 @@ def test_atomic_path_removes_temporaries_of_dead_processes_only(tmp_path: Path) 
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_symlinked_actor_folders_are_found_and_a_link_loop_ends(tmp_path: Path) -> None:
+    """A corpus assembled from links (Actor_XX -> elsewhere) is read like a real one; a link that
+    points back up the tree is visited once, not forever."""
+    from pipeline.ravdess import find_clips
+    from tests.helpers import make_corpus
+
+    real = tmp_path / "real"
+    make_corpus(real, actors=[1, 2], emotions=[1], takes=1, seconds=0.2)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for actor in ("Actor_01", "Actor_02"):
+        (linked / actor).symlink_to(real / actor, target_is_directory=True)
+    (linked / "Actor_01" / "loop").symlink_to(linked, target_is_directory=True)
+    with deadline(30):
+        found = find_clips(linked)
+    assert [p.relative_to(linked).as_posix() for p in found] == [
+        p.relative_to(real).as_posix() for p in find_clips(real)
+    ]

@@ -139,6 +139,15 @@ def test_rerun_is_byte_identical(runs: dict[str, Run]) -> None:
     assert sorted(p.name for p in (a / "out").iterdir()) == ["mfcc.h5", "report.json"]  # no temp files
 
 
+def test_a_log_gets_progress_lines_where_a_terminal_gets_a_bar(runs: dict[str, Run]) -> None:
+    """DVC's log is no terminal: tqdm stays off there, and extract says how far it got on stdout."""
+    _, proc = runs["det_a"]
+    assert_ok(proc)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("extract: ")]
+    assert lines and lines[-1].startswith("extract: 16/16 clips,"), proc.stdout
+    assert "it/s" not in proc.stderr and "clip/s" not in proc.stderr  # no bar in the log
+
+
 def test_one_and_two_workers_give_identical_stores(runs: dict[str, Run]) -> None:
     (serial, proc), (parallel, _) = runs["serial"], runs["det_a"]
     assert_ok(proc)
