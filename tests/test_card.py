@@ -1,0 +1,52 @@
+"""The card stage: models/MODEL_CARD.md written from the metrics, every figure read, none typed in."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, assert_ok, assert_one_line_error, run_stage
+
+INPUTS = ("metrics/cv.json", "metrics/eval.json", "metrics/robustness.json", "metrics/train.json", "models/labels.json")
+
+
+@pytest.fixture()
+def folder(tmp_path: Path) -> Path:
+    for rel in INPUTS:
+        (tmp_path / rel).parent.mkdir(exist_ok=True)
+        shutil.copy(REPO / rel, tmp_path / rel)
+    return tmp_path
+
+
+def test_the_card_quotes_the_metrics(folder: Path) -> None:
+    cv = json.loads((folder / "metrics/cv.json").read_text())
+    cv["balanced_accuracy"] = {"mean": 0.777777, "std": 0.0123}
+    (folder / "metrics/cv.json").write_text(json.dumps(cv))
+    robustness = json.loads((folder / "metrics/robustness.json").read_text())
+    assert_ok(run_stage(folder, "card"))
+    card = (folder / "models/MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "**0.778 ± 0.012**" in card  # from the file, not from the repo's figures
+    for name, scores in robustness.items():
+        assert f"| {name} | {scores['last']:.3f} |" in card
+    labels = json.loads((folder / "models/labels.json").read_text())
+    assert all(f"| {c['index']} | {c['name']} | {c['emoji']} |" in card for c in labels["classes"])
+    first = card
+    assert_ok(run_stage(folder, "card"))
+    assert (folder / "models/MODEL_CARD.md").read_text(encoding="utf-8") == first  # reruns are identical
+
+
+def test_a_missing_metric_is_one_line_and_writes_nothing(folder: Path) -> None:
+    (folder / "metrics/robustness.json").unlink()
+    assert_one_line_error(run_stage(folder, "card"), "robustness.json", "not found")
+    assert not (folder / "models/MODEL_CARD.md").exists()
+
+
+def test_the_committed_card_is_current() -> None:
+    """dvc.lock's card matches the committed metrics: rendered again, it is the same text."""
+    from pipeline.card import INPUTS as NAMES
+    from pipeline.card import read_json, render
+
+    metrics = [read_json(REPO / "metrics" / name) for name in NAMES]
+    assert (REPO / "models/MODEL_CARD.md").read_text(encoding="utf-8") == render(*metrics, read_json(REPO / "models/labels.json"))
