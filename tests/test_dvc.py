@@ -2,7 +2,7 @@
 
 One test walks through what a user does with DVC: reproduce everything, reproduce again (nothing
 runs), change a split parameter (split and its descendants rerun, the features do not), change an
-evaluate parameter (evaluate alone reruns), force a rerun with the same params (same metrics, byte
+evaluate parameter (evaluate and the card rerun), force a rerun with the same params (same metrics, byte
 for byte), and run an experiment with `dvc exp run -S train.lr=0.0001` (metrics differ from HEAD and
 `dvc exp show` lists it).
 """
@@ -30,7 +30,7 @@ if shutil.which("git") is None:
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("fetch", "extract", "split", "train", "evaluate", "cv")
+STAGES = ("fetch", "extract", "split", "train", "evaluate", "cv", "card")
 OUTPUTS = (
     "features/mfcc.h5",
     "features/split.csv",
@@ -39,6 +39,8 @@ OUTPUTS = (
     "metrics/train.json",
     "metrics/eval.json",
     "metrics/cv.json",
+    "metrics/robustness.json",
+    "models/MODEL_CARD.md",
     "dvc.lock",
 )
 # Small enough for ~1-2 minutes on two cores. 8 actors (4 male, 4 female): 2 val, 2 test, 4 train.
@@ -165,6 +167,7 @@ def test_dvc_pipeline_end_to_end(dvc_project: Project) -> None:
     ran = p.repro()
     assert sorted(ran) == sorted(STAGES), ran
     assert ran.index("fetch") < ran.index("extract") < ran.index("split") < ran.index("train") < ran.index("evaluate")
+    assert ran.index("card") > max(ran.index("evaluate"), ran.index("cv"))
     for rel in OUTPUTS:
         assert (p.root / rel).is_file(), f"{rel} missing after dvc repro"
     labels = json.loads(p.read("models/labels.json"))
@@ -206,10 +209,10 @@ def test_dvc_pipeline_end_to_end(dvc_project: Project) -> None:
     assert p.read("features/split.csv") != manifest, "split.seed=1 gave the same manifest as seed 0"
     p.commit("split.seed=1")
 
-    # 5. An evaluate parameter: evaluate alone reruns.
+    # 5. An evaluate parameter: evaluate reruns, and the card that quotes its metrics; nothing upstream.
     p.set_params({"evaluate": {"backend_check_clips": 3}})
     ran = p.repro()
-    assert ran == ["evaluate"], ran
+    assert ran == ["evaluate", "card"], ran
     assert json.loads(p.read("metrics/eval.json"))["replay_check"]["clips"] == 3
     p.commit("evaluate.backend_check_clips=3")
     assert p.status_clean(), p.dvc("status").stdout
