@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -77,16 +78,8 @@ class RunningCMNLSTM(EmotionLSTM):
     the running sum and frame count after the LSTM's own c: (h, [c | sum, count]) (CONTRACT.md).
     """
 
-    def __init__(
-        self,
-        input_size: int = 13,
-        hidden_size: int = 128,
-        num_layers: int = 2,
-        num_classes: int = 8,
-        dropout: float = 0.3,
-        prior_frames: float = 100.0,
-    ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, num_classes, dropout)
+    def __init__(self, *args: Any, prior_frames: float = 100.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # EmotionLSTM's sizes and dropout
         self.prior_frames = float(prior_frames)
 
     def normalise(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden | None, torch.Tensor]:
@@ -111,7 +104,7 @@ class RunningCMNLSTM(EmotionLSTM):
     def resized(self, hidden_size: int) -> RunningCMNLSTM:
         return RunningCMNLSTM(
             self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
-            self.prior_frames,
+            prior_frames=self.prior_frames,
         )
 
 
@@ -120,7 +113,7 @@ def build_model(
 ) -> EmotionLSTM:
     """The model train.* asks for: plain, or with running mean normalisation (cmn_prior_frames > 0)."""
     if cmn_prior_frames > 0:
-        return RunningCMNLSTM(input_size, hidden_size, num_layers, num_classes, dropout, cmn_prior_frames)
+        return RunningCMNLSTM(input_size, hidden_size, num_layers, num_classes, dropout, prior_frames=cmn_prior_frames)
     return EmotionLSTM(input_size, hidden_size, num_layers, num_classes, dropout)
 
 
