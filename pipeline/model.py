@@ -155,7 +155,9 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
                         target[rows, k * size : (k + 1) * size] = block
         merged.head.weight.copy_(torch.cat([m.head.weight for m in members], dim=1) / n)
         merged.head.bias.copy_(torch.stack([m.head.bias for m in members]).mean(0))
-    return merged.eval()
+    # What gets exported: the backend's loop runs without torch.no_grad(), so parameters that
+    # required gradients would grow an autograd graph frame after frame (CONTRACT.md).
+    return merged.requires_grad_(False).eval()
 
 
 # Everything a pickled EmotionLSTM refers to, for torch.load(..., weights_only=True).
@@ -193,4 +195,4 @@ def load_model(path: str | PathLike[str], map_location: str | torch.device = "cp
         raise InputError(path, f"expected an EmotionLSTM, got {type(model).__name__}")
     if model.lstm.input_size != N_MFCC:  # it would fail on the first frame, with a torch traceback
         raise InputError(path, f"the model reads {model.lstm.input_size} features per frame, not the {N_MFCC} MFCCs")
-    return model.eval()
+    return model.requires_grad_(False).eval()  # also for files exported before parameters were frozen

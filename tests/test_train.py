@@ -255,6 +255,12 @@ def test_cli_end_to_end(project: Path, splits: dict[str, SplitData]) -> None:
 
     model = load_model(project / "models/model.pth")
     assert model.lstm.hidden_size == 2 * TINY["hidden_size"]
+    # exported frozen: the backend's loop, without torch.no_grad(), builds no autograd graph
+    trusted = torch.load(project / "models/model.pth", weights_only=False)
+    assert not any(p.requires_grad for p in trusted.parameters())
+    output, hidden = trusted(torch.zeros(1, 1, 13), None)
+    output, hidden = trusted(torch.zeros(1, 1, 13), hidden)
+    assert output.grad_fn is None and hidden[0].grad_fn is None
     assert report["parameters"] == sum(p.numel() for p in model.parameters())
     val_pred, _ = predictions(model, splits["val"])  # the reported figures are the merged model's
     assert report["val"]["balanced_accuracy"] == pytest.approx(
