@@ -103,7 +103,7 @@ def main() -> None:
         [args.data / p for p in test.clips["path"]], list(test.clips["path"]), list(test.clips["actor"]),
         config.conditions, workers=os.cpu_count() or 1,
     )
-    robustness = condition_scores(model, features, labels, len(names))
+    robustness = condition_scores(model, features, labels, names)
 
     out = args.metrics_dir
     confusion = np.array(result.pop("confusion"))

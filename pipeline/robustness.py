@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import conditions, metrics
+from pipeline import conditions
 from pipeline.audio import load_audio
 from pipeline.config import PARAMS_FILE
 from pipeline.errors import InputError
 from pipeline.features import usable_mfcc
-from pipeline.inference import decide, replay
+from pipeline.inference import replay
 from pipeline.model import EmotionLSTM
+from pipeline.scoring import score
 
 BABBLE_CLIPS = 12  # other speakers' clips in each speaker's babble pool (the first, in path order)
 
@@ -69,18 +70,14 @@ def degraded_features(
 
 
 def condition_scores(
-    model: EmotionLSTM, features: dict[str, list[np.ndarray]], labels: np.ndarray, n_classes: int
+    model: EmotionLSTM, features: dict[str, list[np.ndarray]], labels: np.ndarray, names: Sequence[str]
 ) -> dict[str, dict[str, float]]:
-    """condition -> balanced accuracy of the last-frame rule (the backend's default) and the mean rule."""
+    """condition -> balanced accuracy of the last-frame rule (the backend's default) and the mean rule,
+    scored as the clean clips are (pipeline.scoring.score)."""
     import torch
 
     scores = {}
     for name, sequences in features.items():
-        probs = replay(model, [torch.from_numpy(s) for s in sequences])
-        scores[name] = {
-            rule: metrics.summary(labels, np.stack([decide(p, rule) for p in probs]).argmax(1), n_classes)[
-                "balanced_accuracy"
-            ]
-            for rule in ("last", "mean")
-        }
+        scored = score(replay(model, [torch.from_numpy(s) for s in sequences]), labels, names)
+        scores[name] = {"last": scored["balanced_accuracy"], "mean": scored["mean_prob"]["balanced_accuracy"]}
     return scores
