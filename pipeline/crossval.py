@@ -2,13 +2,13 @@
 the evaluate stage scores, and the figures aggregated over folds.
 
 Fold k is tested on its own actors, selects its checkpoint on fold k+1, and trains on the rest,
-from the cached features. A finished fold's result can be kept and reused under cache_keys' key.
+from the cached features; its test clips are also scored under the recording conditions of a suite
+file (pipeline.robustness.cached_suite). A finished fold's result can be kept and reused under
+cache_keys' key.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import pickle
 import platform
 import sys
@@ -24,16 +24,18 @@ import torch
 from pipeline import workers
 from pipeline.config import TrainConfig
 from pipeline.dataset import load_splits
+from pipeline.hashing import data_key, file_md5
 from pipeline.inference import replay
 from pipeline.outputs import atomic_path
 from pipeline.ravdess import class_names
+from pipeline.robustness import condition_scores, load_suite
 from pipeline.scoring import predictions_table, score
 from pipeline.training import fit, resolve_device
 
 FIGURES = ("balanced_accuracy", "accuracy", "macro_f1")
 PACKAGE = Path(__file__).resolve().parent  # the code a fold runs: all of it, simpler than its imports and safe
 
-FoldTask = tuple[Path, Path, str, TrainConfig, int]  # run_fold's arguments: store, split, scheme, config, fold
+FoldTask = tuple[Path, Path, str, TrainConfig, int, Path | None]  # run_fold's: store, split, scheme, config, fold, suite
 FoldResult = tuple[dict[str, Any], pd.DataFrame]  # its figures and its per-clip predictions
 
 
@@ -48,12 +50,15 @@ def run_folds(tasks: list[FoldTask], processes: int) -> Iterator[tuple[int, Fold
 
 def numbered_fold(task: FoldTask) -> tuple[int, FoldResult]:
     """run_fold with its fold number: imap_unordered's results arrive in any order."""
-    return task[-1], run_fold(*task)
+    return task[4], run_fold(*task)
 
 
-def cache_keys(store: Path, split: Path, scheme: str, config: TrainConfig, folds: list[int]) -> dict[int, str]:
+def cache_keys(
+    store: Path, split: Path, scheme: str, config: TrainConfig, folds: list[int], suites: dict[int, Path] | None = None
+) -> dict[int, str]:
     """Per fold, a hash of everything its result depends on: the train config, the class scheme, the
-    fold, the store's and the manifest's bytes, the pipeline's code, the libraries and the device."""
+    fold, the store's and the manifest's bytes, the pipeline's code, the libraries, the device, and
+    the fold's suite file (named by its own content key), if any."""
     shared = {
         "config": dataclasses.asdict(config),
         "scheme": scheme,
@@ -63,18 +68,8 @@ def cache_keys(store: Path, split: Path, scheme: str, config: TrainConfig, folds
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__},
         "device": resolve_device(config.device).type,
     }
-    return {
-        fold: hashlib.sha256(json.dumps({**shared, "fold": fold}, sort_keys=True).encode()).hexdigest()
-        for fold in folds
-    }
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    suites = suites or {}
+    return {fold: data_key({**shared, "fold": fold, "suite": suites[fold].stem if fold in suites else None}) for fold in folds}
 
 
 def load_fold(path: Path) -> FoldResult | None:
@@ -92,8 +87,9 @@ def save_fold(path: Path, result: FoldResult) -> None:
         pickle.dump(result, f)
 
 
-def run_fold(store: Path, split: Path, scheme: str, config: TrainConfig, fold: int) -> FoldResult:
-    """One fold's figures (both decision rules) and its per-clip predictions."""
+def run_fold(store: Path, split: Path, scheme: str, config: TrainConfig, fold: int, suite: Path | None) -> FoldResult:
+    """One fold's figures (both decision rules; per condition where a suite is given) and its per-clip
+    predictions."""
     names = class_names(scheme)
     data = load_splits(store, split, scheme, config.augment_variants, fold)
     started = time.perf_counter()
@@ -101,6 +97,9 @@ def run_fold(store: Path, split: Path, scheme: str, config: TrainConfig, fold: i
     test = data["test"]
     frame_probs = replay(result.model, test.sequences)
     scored = score(frame_probs, test.labels.numpy(), names)
+    if suite is not None:
+        features = load_suite(suite, test.clips["path"].tolist())
+        scored["conditions"] = condition_scores(result.model, features, test.labels.numpy(), names)
     seconds = time.perf_counter() - started
     scored |= {
         "fold": fold,
@@ -118,7 +117,8 @@ def run_fold(store: Path, split: Path, scheme: str, config: TrainConfig, fold: i
 
 
 def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and std over folds of each figure, for both decision rules; confusion matrices summed."""
+    """Mean and std over folds of each figure, for both decision rules, and of each condition's
+    balanced accuracy where the folds were scored under conditions; confusion matrices summed."""
 
     def stats(values: list[float]) -> dict[str, float]:
         return {"mean": float(np.mean(values)), "std": float(np.std(values))}
@@ -129,6 +129,28 @@ def aggregate(folds: list[dict[str, Any]]) -> dict[str, Any]:
     result["folds"] = [
         {k: r[k] for k in ("fold", "test_actors", "best_epoch", *FIGURES)}
         | {"mean_prob": {f: r["mean_prob"][f] for f in FIGURES}}
+        | ({"conditions": {n: c["last"] for n, c in r["conditions"].items()}} if "conditions" in r else {})
         for r in folds
     ]
+    if all("conditions" in r for r in folds):
+        per_rule = {
+            n: {rule: [r["conditions"][n][rule] for r in folds] for rule in ("last", "mean")} for n in folds[0]["conditions"]
+        }
+        result["conditions"] = {
+            n: {"last": float(np.mean(v["last"])), "last_std": float(np.std(v["last"])), "mean": float(np.mean(v["mean"]))}
+            for n, v in per_rule.items()
+        }
+        result["robustness"] = suite_summary({n: c["last"] for n, c in result["conditions"].items()})
     return result
+
+
+def suite_summary(scores: dict[str, float]) -> dict[str, float]:
+    """The suite in three figures: the mean and the worst balanced accuracy over the conditions other
+    than clean, and how many of them come within 0.05 of clean (the robustness target: all)."""
+    others = [v for n, v in scores.items() if n != "clean"]
+    if not others:
+        return {}
+    summary = {"conditions_mean": float(np.mean(others)), "worst": float(np.min(others))}
+    if "clean" in scores:
+        summary["within_0_05_of_clean"] = sum(v >= scores["clean"] - 0.05 for v in others)
+    return summary

@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,49 +25,11 @@ from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.inference import replay
 from pipeline.model import load_model
-from pipeline.outputs import atomic_path, write_json, write_text
+from pipeline.outputs import write_json, write_text
+from pipeline.plots import confusion_png, robustness_png
 from pipeline.ravdess import DATA, class_names
 from pipeline.robustness import check_names, condition_scores, degraded_features
 from pipeline.scoring import early_curve, predictions_table, replay_check, score
-
-
-def confusion_png(path: Path, confusion: np.ndarray, names: Sequence[str], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
-    ax.imshow(confusion, cmap="Blues")
-    for (i, j), v in np.ndenumerate(confusion):
-        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > confusion.max() / 2 else "black")
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="actual", title=title)
-    ax.set_xticklabels(names, rotation=45, ha="right")
-    ax.set_yticklabels(names)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
-
-
-def robustness_png(path: Path, scores: dict[str, dict[str, float]], chance: float, title: str) -> None:
-    """One bar per condition (last-frame rule), clean first, chance marked: what survives where."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(scores)
-    fig, ax = plt.subplots(figsize=(9.6, 4.8), dpi=100)
-    ax.bar(names, [scores[n]["last"] for n in names], color=["tab:green" if n == "clean" else "tab:blue" for n in names])
-    ax.axhline(chance, color="grey", linestyle="--", label=f"chance {chance:.3f}")
-    ax.set(ylabel="balanced accuracy (last-frame rule)", ylim=(0, 1), title=title)
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
 
 
 def main() -> None:
@@ -120,7 +81,7 @@ def main() -> None:
     confusion_png(out / "confusion.png", confusion, names, f"test actors {result['test_actors']}, last-frame rule")
     write_json(out / "robustness.json", metrics.rounded(robustness))
     title = f"test actors {result['test_actors']} under recording conditions"
-    robustness_png(out / "robustness.png", robustness, 1 / len(names), title)
+    robustness_png(out / "robustness.png", {n: s["last"] for n, s in robustness.items()}, 1 / len(names), title)
     print(
         f"evaluate: {len(test)} clips, accuracy {result['accuracy']:.3f}, balanced accuracy "
         f"{result['balanced_accuracy']:.3f} (mean rule {result['mean_prob']['balanced_accuracy']:.3f}); "

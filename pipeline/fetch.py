@@ -39,8 +39,16 @@ from tqdm import tqdm
 from pipeline.audio import FRAME_LENGTH, SAMPLE_RATE
 from pipeline.config import FetchConfig, load
 from pipeline.errors import InputError, run_cli
+from pipeline.hashing import file_md5
 from pipeline.outputs import atomic_path, write_json
-from pipeline.ravdess import AUDIO_SUFFIXES, CLIPS_PER_ACTOR, DATA, N_ACTORS, find_clips, parse_name
+from pipeline.ravdess import (
+    AUDIO_SUFFIXES,
+    CLIPS_PER_ACTOR,
+    DATA,
+    N_ACTORS,
+    find_clips,
+    parse_name,
+)
 
 OFFICIAL = "official"
 OFFICIAL_URL = "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1"
@@ -246,19 +254,11 @@ def stream(url: str, out: IO[bytes], size: int | None = None) -> tuple[int, str]
     return count, md5.hexdigest()
 
 
-def _md5(path: Path) -> str:
-    md5 = hashlib.md5()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            md5.update(chunk)
-    return md5.hexdigest()
-
-
 def official_archive(folder: Path) -> Path:
     """The verified official zip in folder, downloaded only if no intact copy is there yet."""
     archive = folder / ARCHIVE_NAME
     if archive.is_file():
-        if archive.stat().st_size == OFFICIAL_SIZE and _md5(archive) == OFFICIAL_MD5:
+        if archive.stat().st_size == OFFICIAL_SIZE and file_md5(archive) == OFFICIAL_MD5:
             return archive
         print(f"fetch: {archive} fails its checksum; downloading it again", file=sys.stderr)
     for stale in folder.glob(f".{ARCHIVE_NAME}.*.tmp"):  # a download that was killed outright

@@ -7,7 +7,9 @@ laptop or phone microphone, a phone line, a lossy app, noise and rooms.
 from __future__ import annotations
 
 import multiprocessing
+import platform
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,16 @@ from pipeline.audio import load_audio
 from pipeline.config import PARAMS_FILE
 from pipeline.errors import InputError
 from pipeline.features import usable_mfcc
+from pipeline.hashing import data_key, file_md5
 from pipeline.inference import replay
 from pipeline.model import EmotionLSTM
+from pipeline.outputs import atomic_path
 from pipeline.scoring import score
 
 BABBLE_CLIPS = 12  # other speakers' clips in each speaker's babble pool (the first, in path order)
+# What the degraded features depend on besides the clips and the names: this code and these libraries.
+SUITE_CODE = ("audio.py", "conditions.py", "features.py", "robustness.py")
+SUITE_LIBRARIES = ("numpy", "scipy", "librosa", "soundfile", "soxr", "pedalboard", "pyroomacoustics", "colorednoise")
 
 _JOB: dict[str, Any] = {}  # what forked workers read: clips' audio and each speaker's babble
 
@@ -67,6 +74,52 @@ def degraded_features(
     finally:
         _JOB.clear()
     return {name: [clip[k] for clip in per_clip] for k, name in enumerate(names)}
+
+
+def suite_key(paths: Sequence[Path], keys: Sequence[str], speakers: Sequence[int], names: Sequence[str]) -> str:
+    """A hash of everything degraded_features' result depends on: the clips' bytes, keys and speakers
+    (babble pools), the condition names, the code that degrades and extracts, and its libraries."""
+    package = Path(__file__).resolve().parent
+    return data_key({
+        "clips": [[k, file_md5(p), int(s)] for p, k, s in zip(paths, keys, speakers)],
+        "names": list(names),
+        "code": {name: file_md5(package / name) for name in SUITE_CODE},
+        "versions": {"python": platform.python_version()} | {lib: metadata.version(lib) for lib in SUITE_LIBRARIES},
+    })
+
+
+def suite_file(folder: Path, paths: Sequence[Path], keys: Sequence[str], speakers: Sequence[int], names: Sequence[str]) -> Path:
+    """Where write_suite keeps these clips' degraded features: folder/<suite_key>.npz."""
+    return folder / f"{suite_key(paths, keys, speakers, names)}.npz"
+
+
+def write_suite(
+    path: Path, paths: Sequence[Path], keys: Sequence[str], speakers: Sequence[int], names: Sequence[str], workers: int
+) -> None:
+    """degraded_features saved to path (suite_file's), unless it is there already: cross-validation
+    reruns (another train config, the same clips) then skip the audio work."""
+    if path.is_file():
+        return
+    features = degraded_features(paths, keys, speakers, names, workers)
+    arrays = {"keys": np.array(keys, dtype=str), "names": np.array(names, dtype=str)}
+    for name, sequences in features.items():
+        arrays[f"{name}.frames"] = np.concatenate(sequences)
+        arrays[f"{name}.lengths"] = np.array([len(s) for s in sequences])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)
+
+
+def load_suite(path: Path, keys: Sequence[str]) -> dict[str, list[np.ndarray]]:
+    """write_suite's features, reordered to follow keys (every key must be in the file)."""
+    with np.load(path) as saved:
+        order = {k: i for i, k in enumerate(saved["keys"].tolist())}
+        rows = [order[k] for k in keys]
+        suite = {}
+        for name in saved["names"].tolist():
+            sequences = np.split(saved[f"{name}.frames"], np.cumsum(saved[f"{name}.lengths"])[:-1])
+            suite[name] = [sequences[i] for i in rows]
+    return suite
 
 
 def condition_scores(

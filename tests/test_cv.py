@@ -5,6 +5,7 @@ Each test runs on a store written directly (tests.helpers.variant_store) and a t
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from tests.helpers import (
     assert_ok,
     cli_env,
     project_folder,
+    run_stage,
     run_stages,
     session_processes,
     train_config,
@@ -35,7 +37,10 @@ OUTPUTS = ("metrics/cv.json", "metrics/cv_predictions.csv")
 
 def cv_project(folder: Path, workers: int, **train: object) -> Path:
     """A project folder with its own store and manifest (4 folds) and a tiny model."""
-    project_folder(folder, split=SPLIT, train={**TINY, "epochs": 2, "ensemble": 1, **train}, cv={"workers": workers})
+    project_folder(
+        folder, split=SPLIT, train={**TINY, "epochs": 2, "ensemble": 1, **train}, cv={"workers": workers},
+        evaluate={"conditions": []},  # a store without audio: the conditions are test_suite_per_fold's
+    )
     variant_store(folder / "features")
     return folder
 
@@ -123,3 +128,33 @@ def test_no_worker_outlives_its_cv_run(tmp_path: Path, sig: signal.Signals) -> N
         assert proc.returncode == 130, text
         # one message, at the end (after a worker's progress bar, which has no newline of its own)
         assert "Traceback" not in text and text.count("error:") == 1 and text.rstrip().endswith("error: interrupted"), text
+
+
+def test_each_folds_test_actors_are_scored_under_the_conditions_and_their_audio_work_is_kept(
+    tmp_path: Path, project: Path, synth_corpus: Path
+) -> None:
+    """cv scores fold 0's test clips under each condition from their audio (clean equals the store's
+    figure: the backend's features of the same audio); another train config reuses the degraded features."""
+    names = ["clean", "tilt_up", "pink_10", "cut_1s"]
+    cwd = project_folder(
+        tmp_path / "suite", split=SPLIT, train={**TINY, "epochs": 1, "ensemble": 1}, evaluate={"conditions": names}
+    )
+    shutil.copytree(project / "features", cwd / "features")
+    first = run_stage(cwd, "cv", "--data", synth_corpus, "--folds", "0")
+    assert_ok(first)
+    assert "fold 0's 32 clips under 4 conditions" in first.stderr, first.stderr
+    summary = json.loads((cwd / "metrics/cv.json").read_text())
+    fold = summary["folds"][0]
+    assert sorted(fold["conditions"]) == sorted(names) == sorted(summary["conditions"])
+    assert fold["conditions"]["clean"] == fold["balanced_accuracy"]
+    assert summary["robustness"]["worst"] == min(fold["conditions"][n] for n in names[1:])
+    assert (cwd / "metrics/cv_robustness.png").read_bytes().startswith(b"\x89PNG")
+    assert len(list((cwd / ".cache/suite").iterdir())) == 1
+
+    params = yaml.safe_load((cwd / "params.yaml").read_text())
+    params["train"]["seed"] += 1
+    (cwd / "params.yaml").write_text(yaml.safe_dump(params))
+    second = run_stage(cwd, "cv", "--data", synth_corpus, "--folds", "0")
+    assert_ok(second)
+    assert "clips under" not in second.stderr and "reused" not in second.stderr, second.stderr  # trained again, no audio work
+    assert len(list((cwd / ".cache/suite").iterdir())) == 1

@@ -1,0 +1,20 @@
+"""Content hashes of files and of plain data: the keys under which finished work is reused."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+
+def file_md5(path: str | Path) -> str:
+    digest = hashlib.md5()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_key(obj: Any) -> str:
+    """sha256 of obj as canonical JSON: equal for equal data, whatever the order of its dict keys."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
