@@ -28,7 +28,7 @@ def _task(args: tuple[str, dict[str, Any], int, str]) -> tuple[str, dict[str, An
     torch.set_num_threads(1)
     config = parse(TrainConfig, {**load_params()["train"], **overrides}, "train")
     started = time.perf_counter()
-    scored, _ = run_fold(STORE, MANIFEST, scheme, config, fold)
+    scored, _ = run_fold(STORE, MANIFEST, scheme, config, fold, None)  # without the conditions: clean figures only
     return name, scored, time.perf_counter() - started
 
 

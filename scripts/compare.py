@@ -1,0 +1,108 @@
+"""Compare two cross-validated experiments paired by fold (and replicate): is B better than A?
+
+    python scripts/compare.py --a RUN [RUN ...] --b RUN [RUN ...]
+
+RUN is a cv.json file, `REV:metrics/cv.json` (that file at a git revision or DVC experiment ref, e.g.
+`HEAD~1:metrics/cv.json`), or `sweep.jsonl#NAME` (a line of scripts/sweep.py's output). Give A's and
+B's replicates in the same order (the i-th of each trained with the same seeds); their folds pair up
+by fold number. One run per fold moves by ~0.03 from seed and machine alone, so a lever is kept on
+the paired differences: their mean with a 95 % t-interval, and a two-sided sign test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+Figures = dict[str, float]
+
+
+def read_run(spec: str) -> dict[str, Any]:
+    """A cv summary (cv.json's shape) from a file, a git revision or a sweep line."""
+    if "#" in spec:
+        path, name = spec.rsplit("#", 1)
+        for line in Path(path).read_text().splitlines():
+            if line.strip() and (row := json.loads(line))["name"] == name:
+                return row
+        sys.exit(f"error: {path}: no experiment named {name!r}")
+    if ":" in spec and not Path(spec).exists():
+        shown = subprocess.run(["git", "show", spec], capture_output=True, text=True)
+        if shown.returncode != 0:
+            sys.exit(f"error: {spec}: {shown.stderr.strip().splitlines()[-1]}")
+        return json.loads(shown.stdout)
+    try:
+        return json.loads(Path(spec).read_text())
+    except (OSError, ValueError) as err:
+        sys.exit(f"error: {spec}: {err}")
+
+
+def fold_figures(fold: dict[str, Any]) -> Figures:
+    """The figures a fold is judged on: both decision rules and, where scored, the conditions."""
+    figures = {"balanced_accuracy": fold["balanced_accuracy"], "mean_rule": fold["mean_prob"]["balanced_accuracy"]}
+    others = [v for name, v in fold.get("conditions", {}).items() if name != "clean"]
+    if others:
+        figures |= {"conditions_mean": float(np.mean(others)), "conditions_worst": float(np.min(others))}
+    return figures
+
+
+def pairs(a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """figure -> (A's values, B's values), one per (replicate, fold) that both have."""
+    if len(a_runs) != len(b_runs):
+        sys.exit(f"error: {len(a_runs)} runs of A but {len(b_runs)} of B: give them replicate by replicate")
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for a, b in zip(a_runs, b_runs):
+        b_folds = {f["fold"]: fold_figures(f) for f in b["folds"]}
+        for fold in a["folds"]:
+            if fold["fold"] not in b_folds:
+                continue
+            fa, fb = fold_figures(fold), b_folds[fold["fold"]]
+            for name in fa.keys() & fb.keys():
+                out.setdefault(name, ([], []))
+                out[name][0].append(fa[name])
+                out[name][1].append(fb[name])
+    if not out:
+        sys.exit("error: A and B share no fold")
+    return out
+
+
+def paired(a: list[float], b: list[float]) -> dict[str, float]:
+    """Mean difference B - A with a 95 % t-interval, and the sign test over the non-tied pairs."""
+    d = np.asarray(b) - np.asarray(a)
+    n = len(d)
+    half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    p = stats.binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
+    return {
+        "n": n, "a": float(np.mean(a)), "b": float(np.mean(b)), "diff": float(d.mean()),
+        "low": float(d.mean()) - half, "high": float(d.mean()) + half, "wins": wins, "losses": losses, "sign_p": float(p),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", nargs="+", required=True, help="the baseline's runs")
+    parser.add_argument("--b", nargs="+", required=True, help="the candidate's runs, replicate by replicate")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    args = parser.parse_args()
+    table = {name: paired(*values) for name, values in pairs([read_run(s) for s in args.a], [read_run(s) for s in args.b]).items()}
+    if args.json:
+        print(json.dumps(table, indent=2, sort_keys=True))
+        return
+    print(f"{'figure':18s} {'n':>3s} {'A':>6s} {'B':>6s} {'B-A':>7s}  95% interval      B better  sign p")
+    for name in ("balanced_accuracy", "mean_rule", "conditions_mean", "conditions_worst"):
+        if name in table:
+            r = table[name]
+            print(
+                f"{name:18s} {r['n']:3d} {r['a']:6.3f} {r['b']:6.3f} {r['diff']:+7.3f}  [{r['low']:+.3f}, {r['high']:+.3f}]"
+                f"  {r['wins']:2d}/{r['wins'] + r['losses']:<2d}     {r['sign_p']:.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
