@@ -30,7 +30,7 @@ if shutil.which("git") is None:
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("fetch", "extract", "split", "train", "evaluate", "cv", "card")
+STAGES = ("fetch", "extract", "split", "train", "evaluate", "cv", "card", "figures")
 OUTPUTS = (
     "features/mfcc.h5",
     "features/split.csv",
