@@ -64,8 +64,28 @@ class EmotionLSTM(nn.Module):
         return type(self)(self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p)
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        if x.shape[1] == 1 and not self.training:  # the backend's call: one frame at a time
+            return self.step(x, hidden)
         logits, hidden = self.frame_logits(x, hidden)
         return logits[:, -1], hidden
+
+    def step(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
+        """forward for a single frame x (batch, 1, features): each layer's equations through
+        torch.lstm_cell, without nn.LSTM's sequence machinery, which costs the backend three times
+        more per frame. Equal to frame_logits to float rounding (tests/test_model.py holds it to 1e-6)."""
+        z, lstm_hidden, carried = self.normalise(x, hidden)
+        z = z[:, 0]
+        if lstm_hidden is None:
+            zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
+            lstm_hidden = (zeros, zeros)
+        h0, c0 = lstm_hidden
+        hs, cs = [], []
+        for layer, weights in enumerate(self.lstm.all_weights):  # [w_ih, w_hh, b_ih, b_hh] per layer
+            h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights)
+            hs.append(h)
+            cs.append(c)
+            z = h
+        return self.head(z), self.pack((torch.stack(hs), torch.stack(cs)), carried)
 
 
 class RunningCMNLSTM(EmotionLSTM):

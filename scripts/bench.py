@@ -4,7 +4,9 @@
 
 Both run single-threaded in one process on identical audio, so the ratio measures the algorithm,
 not the core count. --extract also times the whole extract stage as a subprocess. --model times
-the backend's frame-by-frame loop on saved models (one thread), to compare what each costs it.
+the backend's frame-by-frame loop as the plan writes it (no torch.no_grad(), one thread) on saved
+models and, in the same process, on a bare nn.LSTM(13, 128, 2): the ratio is the per-frame budget's
+yardstick (at most 0.5 x), steadier than microseconds on a shared machine.
 """
 from __future__ import annotations
 
@@ -22,8 +24,7 @@ from threadpoolctl import threadpool_limits
 from pipeline.audio import load_audio
 from pipeline.errors import InputError, run_cli
 from pipeline.features import backend_mfcc, reference_mfcc
-from pipeline.inference import backend_replay
-from pipeline.model import EmotionLSTM, load_model
+from pipeline.model import load_model
 from pipeline.ravdess import DATA, find_clips
 
 
@@ -64,17 +65,27 @@ def time_mfcc(audios: list[np.ndarray], repeat: int) -> dict[str, float]:
     }
 
 
-def time_model(model: EmotionLSTM, mfccs: list[np.ndarray], repeat: int) -> float:
-    """µs per frame of the backend's batch-of-one loop over these clips, best of `repeat`, one thread."""
+def plan_loop(model: torch.nn.Module, mfcc: np.ndarray) -> None:
+    """The backend's loop as the plan writes it: one frame at a time, the state passed back, a
+    softmax per frame, and no torch.no_grad()."""
+    input_tensor = torch.tensor(mfcc, dtype=torch.float32).unsqueeze(0)
+    hidden = None
+    for i in range(input_tensor.shape[1]):
+        output, hidden = model(input_tensor[:, i : i + 1, :], hidden)
+        torch.softmax(output.reshape(1, -1), dim=1)
+
+
+def time_model(model: torch.nn.Module, mfccs: list[np.ndarray], repeat: int) -> float:
+    """µs per frame of plan_loop over these clips, best of `repeat`, one thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        backend_replay(model, mfccs[0][:10])  # warm-up
+        plan_loop(model, mfccs[0][:10])  # warm-up
         best = np.inf
         for _ in range(repeat):
             start = time.perf_counter()
             for mfcc in mfccs:
-                backend_replay(model, mfcc)
+                plan_loop(model, mfcc)
             best = min(best, time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)
@@ -113,11 +124,17 @@ def main() -> None:
     print(f"worst diff  {r['worst_diff']:9.2e}")
     if args.extract:
         print(f"extract     {time_extract(data_root):9.1f} s wall (whole stage, {data_root})")
-    mfccs = [backend_mfcc(a) for a in audios] if args.model else []
+    if not args.model:
+        return
+    mfccs = [backend_mfcc(a) for a in audios]
+    torch.manual_seed(0)
+    bare = time_model(torch.nn.LSTM(13, 128, 2, batch_first=True), mfccs, args.repeat)  # the issue's yardstick
+    print(f"bare lstm   {bare:9.1f} µs/frame  (nn.LSTM(13, 128, 2), the plan's loop, best of {args.repeat})")
     for path in args.model:
         model = load_model(path)
         size = f"{model.lstm.num_layers} x {model.lstm.hidden_size} units, {sum(p.numel() for p in model.parameters())} parameters"
-        print(f"model       {time_model(model, mfccs, args.repeat):9.1f} µs/frame  ({path}: {size}, best of {args.repeat})")
+        cost = time_model(model, mfccs, args.repeat)
+        print(f"model       {cost:9.1f} µs/frame  {cost / bare:5.2f} x bare  ({path}: {size}, best of {args.repeat})")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,28 @@ def test_frame_by_frame_with_hidden_equals_the_whole_sequence(num_layers: int) -
     assert float((torch.stack(fresh) - whole).abs().max()) > 1e-3
 
 
+@pytest.mark.parametrize("kind", ["plain", "ensemble", "cmn"])
+def test_the_single_frame_path_equals_the_sequence_path_to_1e6(kind: str) -> None:
+    """forward on one frame runs torch.lstm_cell per layer (the lean path); it must give nn.LSTM's
+    logits and state, for a batch too, and build no autograd graph once parameters are frozen."""
+    model = {"plain": make_model(2), "ensemble": ensemble_of([make_model(2, seed=s) for s in (1, 2)]), "cmn": make_cmn()}[kind]
+    x = torch.stack([raw_sequence(40, seed=3), raw_sequence(40, seed=4)])  # a batch of 2
+    with torch.no_grad():
+        whole, (h_whole, c_whole) = model.frame_logits(x)
+        hidden, steps = None, []
+        for t in range(x.shape[1]):
+            output, hidden = model(x[:, t : t + 1], hidden)
+            steps.append(output)
+    assert float((torch.stack(steps, 1) - whole).abs().max()) <= 1e-6 * float(whole.abs().max())
+    for got, want in zip(hidden, (h_whole, c_whole)):  # c may carry the running sum of raw frames (cmn)
+        assert float((got - want).abs().max()) <= 1e-6 * max(1.0, float(want.abs().max()))
+    model.requires_grad_(False)
+    output, hidden = model(x[:, :1], None)  # the backend's loop, without torch.no_grad()
+    assert not output.requires_grad and not hidden[0].requires_grad
+    model.train()  # training keeps nn.LSTM (dropout between layers): the lean path is for inference
+    assert model(x[:, :1])[0].shape == (2, 8)
+
+
 def test_normalisation_lives_in_the_state_dict_and_is_applied() -> None:
     # Raw MFCCs of a tone followed by near-silence: the backend feeds c0 down at -1131.
     rng = np.random.default_rng(0)
@@ -357,6 +379,8 @@ def test_bench_times_the_backend_loop_of_saved_models(tmp_path: Path, synth_corp
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("model")]
+    assert any(line.startswith("bare lstm") for line in proc.stdout.splitlines()), proc.stdout
+    assert all(" x bare" in line for line in lines), proc.stdout
     assert len(lines) == 2
     assert "2 x 16 units" in lines[0] and "2 x 32 units" in lines[1]
     assert all(float(line.split()[1]) > 0 for line in lines)
