@@ -1,6 +1,7 @@
 """Atomic, deterministic output files: a run that dies leaves no half-written output behind."""
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -39,10 +40,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_paths(*paths: str | Path) -> Iterator[list[Path]]:
     """atomic_path for files that belong together (a model and its metrics): one temporary per path,
     in order, renamed into place only once the block has written them all; on failure none is, and
-    every temporary goes. The renames follow one another: a kill in those microseconds still mixes
-    two sets, where replacing the files one by one as each was written left minutes."""
-    with ExitStack() as stack:
-        yield [stack.enter_context(atomic_path(path)) for path in paths]
+    every temporary goes. The renames run under a lock on the first path's folder, so that two runs
+    finishing at once (two extracts, two trains) leave one run's set, never a mix of both. They follow
+    one another: a kill in those microseconds still mixes two sets, where replacing the files one by
+    one as each was written left minutes."""
+    with ExitStack() as renames_locked:
+        with ExitStack() as temporaries:
+            written = [temporaries.enter_context(atomic_path(path)) for path in paths]
+            yield written
+            renames_locked.enter_context(folder_lock(Path(paths[0]).parent))  # held until every rename is done
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive flock on the folder itself (no lock file to leave behind); waits for the holder."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def check_writable(*paths: str | Path) -> None:

@@ -1,6 +1,9 @@
 """Output sets replaced together (atomic_paths) and output paths refused before the work (check_writable)."""
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,37 @@ def test_a_set_is_replaced_only_when_every_file_is_written(tmp_path: Path) -> No
         raise RuntimeError("killed between the two files")
     assert [p.read_text() for p in paths] == ["old a", "old b"]
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["a.txt", "b.txt"]  # no temporaries
+
+
+def _write_set(paths: list[Path], text: str, slow: bool) -> None:
+    """One run's end: its set of files, the renames slowed down in the slow run."""
+    import pipeline.outputs
+
+    if slow:
+        replace = os.replace
+        pipeline.outputs.os.replace = lambda a, b: (replace(a, b), time.sleep(0.5))  # type: ignore[assignment]
+    with atomic_paths(*paths) as temps:
+        for tmp in temps:
+            tmp.write_text(text)
+
+
+def test_two_runs_finishing_at_once_leave_one_runs_set(tmp_path: Path) -> None:
+    """Run A renames its store, run B ends meanwhile: without the lock B's store and report were
+    replaced by A's report a moment later, pairing B's store with A's report."""
+    paths = [tmp_path / "mfcc.h5", tmp_path / "extract_report.json"]
+    context = multiprocessing.get_context("fork")
+    slow = context.Process(target=_write_set, args=(paths, "A", True))
+    slow.start()
+    deadline = time.monotonic() + 10
+    while not paths[-1].exists() and not paths[0].exists():  # A's first rename (the last path: LIFO) is done
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    fast = context.Process(target=_write_set, args=(paths, "B", False))
+    fast.start()
+    slow.join(10)
+    fast.join(10)
+    assert slow.exitcode == fast.exitcode == 0
+    assert len({p.read_text() for p in paths}) == 1, [p.read_text() for p in paths]
 
 
 def test_check_writable_refuses_a_directory_or_a_file_as_a_folder(tmp_path: Path) -> None:
