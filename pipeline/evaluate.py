@@ -5,6 +5,11 @@
 
 The same clips also go through every recording condition of evaluate.conditions (pipeline.conditions:
 microphones, phone lines, codecs, noise, rooms, cuts), from their audio: metrics/robustness.json.
+
+    python -m pipeline.evaluate --corpus MANIFEST.csv --out FILE.json [--model models/model.pth]
+
+Instead of the stage: the model on the clips of any corpus a manifest describes (pipeline.corpus_eval),
+decoded from their audio; no params.yaml, store or split is read.
 """
 from __future__ import annotations
 
@@ -21,11 +26,13 @@ import torch
 from pipeline import metrics
 from pipeline.audio import HOP_LENGTH, SAMPLE_RATE
 from pipeline.config import DataConfig, EvaluateConfig, load
+from pipeline.corpus import read_corpus
+from pipeline.corpus_eval import evaluate_corpus, model_scheme
 from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.inference import replay
 from pipeline.model import load_model
-from pipeline.outputs import write_json, write_text
+from pipeline.outputs import check_writable, write_json, write_text
 from pipeline.plots import confusion_png, robustness_png
 from pipeline.ravdess import DATA, class_names
 from pipeline.robustness import check_names, condition_scores, degraded_features
@@ -38,7 +45,12 @@ def main() -> None:
     add_input_arguments(parser)
     parser.add_argument("--data", type=Path, default=DATA, help="the corpus's audio, for the conditions (%(default)s)")
     parser.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
+    parser.add_argument("--corpus", type=Path, help="instead of the stage: score the clips this corpus manifest lists")
+    parser.add_argument("--out", type=Path, help="with --corpus: the JSON report to write")
     args = parser.parse_args()
+    if args.corpus is not None or args.out is not None:
+        evaluate_manifest(parser, args)
+        return
     config = load(EvaluateConfig, "evaluate")
     check_names(config.conditions)
     scheme = load(DataConfig, "data").classes
@@ -86,6 +98,37 @@ def main() -> None:
         f"evaluate: {len(test)} clips, accuracy {result['accuracy']:.3f}, balanced accuracy "
         f"{result['balanced_accuracy']:.3f} (mean rule {result['mean_prob']['balanced_accuracy']:.3f}); "
         f"backend replay diff {check['max_abs_diff']:.1e}; {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+
+
+STAGE_ONLY = ("store", "split", "data", "metrics_dir")  # the stage's inputs and outputs, not --corpus's
+
+
+def evaluate_manifest(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--corpus: the report of corpus_eval.evaluate_corpus in --out. Refuses the stage's own options
+    rather than ignore them: their defaults cannot tell, so the command line is parsed once more
+    without them."""
+    if args.corpus is None:
+        raise InputError(None, "--out is only for --corpus MANIFEST.csv (the stage writes into --metrics-dir)")
+    if args.out is None:
+        raise InputError(None, "--corpus needs --out FILE.json")
+    parser.set_defaults(**dict.fromkeys(STAGE_ONLY))
+    given = vars(parser.parse_args())
+    conflicts = ["--" + name.replace("_", "-") for name in STAGE_ONLY if given[name] is not None]
+    if conflicts:
+        raise InputError(None, f"{', '.join(conflicts)}: options of the stage, not of --corpus")
+    check_writable(args.out)
+    corpus = read_corpus(args.corpus)
+    torch.set_num_threads(1)  # as the stage: one-frame LSTM steps are latency-bound
+    started = time.perf_counter()
+    model = load_model(args.model)
+    result = evaluate_corpus(model, model_scheme(args.model, model.head.out_features), corpus)
+    write_json(args.out, metrics.rounded(result))
+    print(
+        f"evaluate: {result['clips']} clips of {args.corpus}, classes {', '.join(result['classes'])}: balanced "
+        f"accuracy {result['balanced_accuracy']:.3f} (mean rule {result['mean_prob']['balanced_accuracy']:.3f}); "
+        f"{time.perf_counter() - started:.1f} s",
         file=sys.stderr,
     )
 
