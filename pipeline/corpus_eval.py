@@ -22,7 +22,7 @@ from pipeline.audio import load_audio
 from pipeline.corpus import Corpus, class_of
 from pipeline.errors import InputError
 from pipeline.features import usable_mfcc
-from pipeline.inference import RULES, decide, replay
+from pipeline.inference import RULES, check_finite, decide, replay
 from pipeline.model import EmotionLSTM
 from pipeline.ravdess import SCHEMES
 
@@ -97,9 +97,9 @@ def score_corpus(frame_probs: Sequence[np.ndarray], labels: np.ndarray, names: S
     return result
 
 
-def evaluate_corpus(model: EmotionLSTM, scheme: str, corpus: Corpus) -> dict[str, Any]:
+def evaluate_corpus(model: EmotionLSTM, model_path: Path, scheme: str, corpus: Corpus) -> dict[str, Any]:
     """The report of `evaluate --corpus`: score_corpus's figures, the clip and speaker counts, the scheme."""
     labels = np.array([class_of(row.emotion, scheme) for row in corpus.rows])
-    frame_probs = replay(model, [torch.from_numpy(f) for f in clip_features(corpus)])
+    frame_probs = check_finite(replay(model, [torch.from_numpy(f) for f in clip_features(corpus)]), model_path)
     result = score_corpus(frame_probs, labels, SCHEMES[scheme])
     return result | {"clips": len(corpus.rows), "speakers": len({r.speaker for r in corpus.rows}), "scheme": scheme}

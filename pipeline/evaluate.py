@@ -30,7 +30,7 @@ from pipeline.corpus import read_corpus
 from pipeline.corpus_eval import evaluate_corpus, model_scheme
 from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import InputError, run_cli
-from pipeline.inference import replay
+from pipeline.inference import check_finite, replay
 from pipeline.model import load_model
 from pipeline.outputs import check_writable, write_json, write_text
 from pipeline.plots import confusion_png, robustness_png
@@ -66,7 +66,7 @@ def main() -> None:
         )
     test = load_splits(args.store, args.split, scheme, train_variants=False)["test"]
     labels = test.labels.numpy()
-    frame_probs = replay(model, test.sequences)
+    frame_probs = check_finite(replay(model, test.sequences), args.model)
     check = replay_check(model, test, frame_probs, config.backend_check_clips, config.seed)
     result = score(frame_probs, labels, names)
     early = early_curve(frame_probs, labels, config.early_seconds)
@@ -123,7 +123,7 @@ def evaluate_manifest(parser: argparse.ArgumentParser, args: argparse.Namespace)
     torch.set_num_threads(1)  # as the stage: one-frame LSTM steps are latency-bound
     started = time.perf_counter()
     model = load_model(args.model)
-    result = evaluate_corpus(model, model_scheme(args.model, model.head.out_features), corpus)
+    result = evaluate_corpus(model, args.model, model_scheme(args.model, model.head.out_features), corpus)
     write_json(args.out, metrics.rounded(result))
     print(
         f"evaluate: {result['clips']} clips of {args.corpus}, classes {', '.join(result['classes'])}: balanced "

@@ -7,10 +7,12 @@ yields each clip's frame-t output from its frames 0..t alone, its state frozen p
 from __future__ import annotations
 
 from collections.abc import Sequence
+from os import PathLike
 
 import numpy as np
 import torch
 
+from pipeline.errors import InputError
 from pipeline.model import EmotionLSTM
 
 RULES = ("last", "mean")
@@ -45,6 +47,14 @@ def replay(model: EmotionLSTM, sequences: Sequence[torch.Tensor], batch_size: in
         for row, i in enumerate(idx):
             result[i] = probs[row, : lengths[i]]
     return result
+
+
+def check_finite(frame_probs: Sequence[np.ndarray], model_path: str | PathLike[str]) -> list[np.ndarray]:
+    """frame_probs, or one line naming the model when any is NaN or Inf: no class can be chosen from
+    such an output, and every figure computed from it would look valid and mean nothing."""
+    if not all(np.isfinite(p).all() for p in frame_probs):
+        raise InputError(model_path, "the model's output is not finite (NaN or Inf): its weights are not usable")
+    return list(frame_probs)
 
 
 def decide(frame_probs: np.ndarray, rule: str = "last") -> np.ndarray:

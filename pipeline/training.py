@@ -137,7 +137,7 @@ def fit(
     """
     n = config.ensemble
     tasks = [
-        (data, n_classes, replace(config, seed=config.seed + k), desc if n == 1 else f"{desc} member {k + 1}/{n}")
+        (data, n_classes, replace(config, seed=config.seed + k), desc if n == 1 else f"{desc} member {k + 1}/{n}", k)
         for k in range(n)
     ]
     if workers > 1 and n > 1:
@@ -149,8 +149,9 @@ def fit(
     return FitResult(model, members, validation(model, data["val"], n_classes))
 
 
-def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str) -> Member:
-    """One model: the training loop, early stopping on validation balanced accuracy."""
+def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str, line: int = 0) -> Member:
+    """One model: the training loop, early stopping on validation balanced accuracy. Progress: a bar
+    on terminal line `line` (members side by side each keep their own), or one line per epoch in a log."""
     # A fixed thread count keeps CPU results identical from run to run on one machine (another CPU
     # may round differently: README); on 2 busy cores one thread per training is also faster.
     torch.set_num_threads(config.threads)
@@ -180,7 +181,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
     started = time.perf_counter()
-    bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", file=sys.stderr)
+    bar = tqdm(range(1, config.epochs + 1), desc=desc, unit="epoch", file=sys.stderr, position=line, disable=None)
     for epoch in bar:
         model.train()
         lr = optimizer.param_groups[0]["lr"]
@@ -213,9 +214,17 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
         row |= {f"train_{k}": v for k, v in tr.items()} | {f"val_{k}": v for k, v in va.items()}
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_bacc=f"{va['balanced_accuracy']:.3f}")
+        if bar.disable:  # a log, not a terminal
+            print(
+                f"{desc}: epoch {epoch}/{config.epochs}, loss {row['train_loss']:.3f}, "
+                f"val balanced accuracy {va['balanced_accuracy']:.3f}, {time.perf_counter() - started:.0f} s",
+                file=sys.stderr, flush=True,
+            )
         if va["balanced_accuracy"] > best[0]:
             best = (va["balanced_accuracy"], epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[1] >= config.patience:
+            bar.total = epoch  # stopped early: the bar ends full at the epochs run, not at 40 % of a plan
+            bar.set_postfix_str(f"stopped early, best epoch {best[1]}")
             break
     bar.close()
     model.load_state_dict(best[2])

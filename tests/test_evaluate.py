@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from pipeline import metrics
@@ -37,6 +38,9 @@ def runs(project: Path, eval_base: Path, synth_corpus: Path) -> Runs:
     params = yaml.safe_load((project / "params.yaml").read_text())
     nomodel.mkdir()
     (nomodel / "params.yaml").write_text(yaml.safe_dump(params))
+    broken = load_model(project / "models/model.pth")
+    broken.head.bias.fill_(float("nan"))  # a diverged training's model
+    torch.save(broken, nomodel / "nan.pth")
     six.mkdir()
     params["data"]["classes"] = "frontend6"
     (six / "params.yaml").write_text(yaml.safe_dump(params))
@@ -48,6 +52,7 @@ def runs(project: Path, eval_base: Path, synth_corpus: Path) -> Runs:
             # an 8-class model scored as frontend6 would report nonsense: refused
             "six": (six, "evaluate", ["--model", project / "models/model.pth", *data, "--metrics-dir", "out"]),
             "missing": (nomodel, "evaluate", ["--model", base / "none.pth", *data, "--metrics-dir", "out"]),
+            "nan": (nomodel, "evaluate", ["--model", nomodel / "nan.pth", *data, "--data", synth_corpus, "--metrics-dir", "out"]),
         }
     )
 
@@ -131,6 +136,7 @@ def test_rerun_is_byte_identical(project: Path, runs: Runs) -> None:
 def test_refusals_are_one_line_and_write_nothing(runs: Runs, eval_base: Path) -> None:
     assert_one_line_error(runs["six"], "model.pth", "predicts 8 classes", "frontend6")
     assert_one_line_error(runs["missing"], "none.pth", "not found")
+    assert_one_line_error(runs["nan"], "nan.pth", "not finite (NaN or Inf)")
     assert not (eval_base / "frontend6/out").exists() and not (eval_base / "nomodel/out").exists()
 
 
