@@ -34,8 +34,12 @@ def render(cv: dict[str, Any], test: dict[str, Any], robustness: dict[str, Any],
     recall = confusion.diagonal() / confusion.sum(axis=1).clip(min=1)
     ba, mean_rule = cv["balanced_accuracy"], cv["mean_prob"]["balanced_accuracy"]
     clean = robustness.get("clean", {}).get("last")
+    folds = cv.get("conditions", {})  # cross-validated per condition, where the cv stage scored them
+    header = "| condition | balanced accuracy | change |" + (f" cross-validated ({len(cv['folds'])} folds) |" if folds else "")
     rows = "\n".join(
-        f"| {name} | {s['last']:.3f} | {s['last'] - clean:+.3f} |" for name, s in robustness.items()
+        f"| {name} | {s['last']:.3f} | {s['last'] - clean:+.3f} |"
+        + (f" {folds[name]['last']:.3f} ± {folds[name]['last_std']:.3f} |" if name in folds else (" |" if folds else ""))
+        for name, s in robustness.items()
     ) if clean is not None else ""
     rates = confusion / confusion.sum(axis=1, keepdims=True).clip(min=1)
     np.fill_diagonal(rates, 0)
@@ -78,8 +82,8 @@ Recall per class (cross-validated, all folds):
 
 ## Recording conditions (test actors, last-frame rule; change against clean)
 
-| condition | balanced accuracy | change |
-|---|---|---|
+{header}
+|---|---|---|{"---|" if folds else ""}
 {rows}
 
 ## Intended use and known limits

@@ -23,6 +23,7 @@ def folder(tmp_path: Path) -> Path:
 def test_the_card_quotes_the_metrics(folder: Path) -> None:
     cv = json.loads((folder / "metrics/cv.json").read_text())
     cv["balanced_accuracy"] = {"mean": 0.777777, "std": 0.0123}
+    cv["conditions"] = {"tilt_up": {"last": 0.654321, "last_std": 0.0456, "mean": 0.6}}
     (folder / "metrics/cv.json").write_text(json.dumps(cv))
     robustness = json.loads((folder / "metrics/robustness.json").read_text())
     assert_ok(run_stage(folder, "card"))
@@ -30,6 +31,7 @@ def test_the_card_quotes_the_metrics(folder: Path) -> None:
     assert "**0.778 ± 0.012**" in card  # from the file, not from the repo's figures
     for name, scores in robustness.items():
         assert f"| {name} | {scores['last']:.3f} |" in card
+    assert "cross-validated (6 folds) |" in card and " 0.654 ± 0.046 |" in card  # the cv stage's figure beside it
     labels = json.loads((folder / "models/labels.json").read_text())
     assert all(f"| {c['index']} | {c['name']} | {c['emoji']} |" in card for c in labels["classes"])
     first = card
