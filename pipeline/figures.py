@@ -8,20 +8,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
-from pipeline.errors import InputError, run_cli
+from pipeline.errors import run_cli
 from pipeline.outputs import check_writable
 from pipeline.plots import early_decision_png, training_png
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(path, "not found (run `dvc repro` first)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(path, f"not a readable CSV ({str(err).splitlines()[0]})") from None
+from pipeline.tables import read_csv
 
 
 def main() -> None:
@@ -30,7 +20,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.metrics_dir
     check_writable(out / "training.png", out / "early_decision.png")
-    log, curve = read_csv(out / "train_log.csv"), read_csv(out / "early_decision.csv")
+    log, curve = (read_csv(out / name, "not found (run `dvc repro` first)") for name in ("train_log.csv", "early_decision.csv"))
     training_png(out / "training.png", log)
     early_decision_png(out / "early_decision.png", curve, "the exported model on the test actors, by audio heard")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import InputError
+from pipeline.tables import read_csv
 
 SPLITS = ("train", "val", "test")
 COLUMNS = ["path", "actor", "gender", "split", "fold"]
@@ -32,9 +33,4 @@ def validate(manifest: pd.DataFrame, emotions: pd.Series, source: str | Path) ->
 
 
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except FileNotFoundError:
-        raise InputError(path, "split manifest not found (run the split stage)") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise InputError(path, f"not a readable CSV ({str(err).splitlines()[0]})") from None
+    return read_csv(path, "split manifest not found (run the split stage)")
