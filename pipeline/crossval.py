@@ -33,10 +33,19 @@ from pipeline.scoring import predictions_table, score
 from pipeline.training import fit, resolve_device
 
 FIGURES = ("balanced_accuracy", "accuracy", "macro_f1")
+FOLD_CACHE = Path(".cache/cv")  # ignored by git and DVC; one <key>.pkl per finished fold
+SUITE_CACHE = Path(".cache/suite")  # one <key>.npz of degraded features per fold's test clips
 PACKAGE = Path(__file__).resolve().parent  # the code a fold runs: all of it, simpler than its imports and safe
 
 FoldTask = tuple[Path, Path, str, TrainConfig, int, Path | None]  # run_fold's: store, split, scheme, config, fold, suite
 FoldResult = tuple[dict[str, Any], pd.DataFrame]  # its figures and its per-clip predictions
+
+
+def suite_inputs(manifest: pd.DataFrame, data: Path, fold: int) -> tuple[list[Path], list[str], list[int]]:
+    """Fold k's test clips as robustness.suite_file and write_suite take them: audio paths, keys (paths
+    under the data root) and speakers, in path order (fold 0's are the evaluate stage's)."""
+    clips = manifest[manifest["fold"] == fold].sort_values("path")
+    return [data / p for p in clips["path"]], clips["path"].tolist(), clips["actor"].tolist()
 
 
 def run_folds(tasks: list[FoldTask], processes: int) -> Iterator[tuple[int, FoldResult]]:

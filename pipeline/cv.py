@@ -24,12 +24,15 @@ import pandas as pd
 from pipeline import metrics
 from pipeline.config import CvConfig, DataConfig, EvaluateConfig, TrainConfig, load
 from pipeline.crossval import (
+    FOLD_CACHE,
+    SUITE_CACHE,
     FoldResult,
     aggregate,
     cache_keys,
     load_fold,
     run_folds,
     save_fold,
+    suite_inputs,
 )
 from pipeline.dataset import add_input_arguments
 from pipeline.errors import run_cli
@@ -39,9 +42,6 @@ from pipeline.plots import robustness_png
 from pipeline.ravdess import DATA, class_names
 from pipeline.robustness import check_names, suite_file, write_suite
 
-CACHE = Path(".cache/cv")  # ignored by git and DVC; one <key>.pkl per finished fold
-SUITE_CACHE = Path(".cache/suite")  # one <key>.npz of degraded features per fold's test clips
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     parser.add_argument("--folds", type=int, nargs="*", help="only these folds (default: all)")
     parser.add_argument(
-        "--no-cache", action="store_true", help=f"neither reuse nor keep finished folds ({CACHE}, {SUITE_CACHE})"
+        "--no-cache", action="store_true", help=f"neither reuse nor keep finished folds ({FOLD_CACHE}, {SUITE_CACHE})"
     )
     args = parser.parse_args()
     outputs = [args.metrics_dir / name for name in ("cv.json", "cv_predictions.csv", "cv_robustness.png")]
@@ -60,21 +60,17 @@ def main() -> None:
     workers = load(CvConfig, "cv").workers
     conditions = load(EvaluateConfig, "evaluate").conditions
     check_names(conditions)
-    manifest = read_manifest(args.split).sort_values("path")
+    manifest = read_manifest(args.split)
     folds = args.folds or sorted(manifest["fold"].unique().tolist())
 
     with ExitStack() as stack:
         suite_folder = Path(stack.enter_context(tempfile.TemporaryDirectory())) if args.no_cache else SUITE_CACHE
-        clips = {k: manifest[manifest["fold"] == k] for k in folds}
-        suite_args = {
-            k: ([args.data / p for p in c["path"]], c["path"].tolist(), c["actor"].tolist(), conditions)
-            for k, c in clips.items()
-        }
+        suite_args = {k: (*suite_inputs(manifest, args.data, k), conditions) for k in folds}
         suites = {k: suite_file(suite_folder, *a) for k, a in suite_args.items()} if conditions else {}
         keys = {} if args.no_cache else cache_keys(args.store, args.split, scheme, config, folds, suites)
         outcomes: dict[int, FoldResult] = {}
         for fold, key in keys.items():
-            if (cached := load_fold(CACHE / f"{key}.pkl")) is not None:
+            if (cached := load_fold(FOLD_CACHE / f"{key}.pkl")) is not None:
                 outcomes[fold] = cached
                 print(f"cv: fold {fold} reused from cache", file=sys.stderr)
         todo = [int(k) for k in folds if k not in outcomes]
@@ -83,12 +79,12 @@ def main() -> None:
                 started = time.perf_counter()
                 write_suite(suites[k], *suite_args[k], workers=os.cpu_count() or 1)
                 seconds = time.perf_counter() - started
-                print(f"cv: fold {k}'s {len(clips[k])} clips under {len(conditions)} conditions: {seconds:.0f} s", file=sys.stderr)
+                print(f"cv: fold {k}'s {len(suite_args[k][1])} clips under {len(conditions)} conditions: {seconds:.0f} s", file=sys.stderr)
         tasks = [(args.store, args.split, scheme, config, k, suites.get(k)) for k in todo]
         for fold, outcome in run_folds(tasks, workers):
             outcomes[fold] = outcome
             if keys:
-                save_fold(CACHE / f"{keys[fold]}.pkl", outcome)
+                save_fold(FOLD_CACHE / f"{keys[fold]}.pkl", outcome)
     results, tables = zip(*(outcomes[k] for k in folds))  # fold order, whatever order they finished in
     summary = aggregate(list(results))
     summary["classes"] = scheme

@@ -3,9 +3,9 @@
     python scripts/compare.py --a RUN [RUN ...] --b RUN [RUN ...]
 
 RUN is a cv.json file, `REV:metrics/cv.json` (that file at a git revision or DVC experiment ref, e.g.
-`HEAD~1:metrics/cv.json`), or `sweep.jsonl#NAME` (a line of scripts/sweep.py's output). Give A's and
-B's replicates in the same order (the i-th of each trained with the same seeds); their folds pair up
-by fold number. One run per fold moves by ~0.03 from seed and machine alone, so a lever is kept on
+`HEAD~1:metrics/cv.json`), or `sweep.jsonl#NAME` (scripts/sweep.py's lines of that name, one per
+replicate). Give A's and B's replicates in the same order (the i-th of each trained with the same
+seeds); their folds pair up by fold number. One run per fold moves by ~0.03 from seed and machine alone, so a lever is kept on
 the paired differences: their mean with a 95 % t-interval, and a two-sided sign test.
 """
 from __future__ import annotations
@@ -23,21 +23,22 @@ from scipy import stats
 Figures = dict[str, float]
 
 
-def read_run(spec: str) -> dict[str, Any]:
-    """A cv summary (cv.json's shape) from a file, a git revision or a sweep line."""
+def read_runs(spec: str) -> list[dict[str, Any]]:
+    """Cv summaries (cv.json's shape) from a file, a git revision, or a sweep's lines of one name
+    (each of its replicates, in replicate order)."""
     if "#" in spec:
         path, name = spec.rsplit("#", 1)
-        for line in Path(path).read_text().splitlines():
-            if line.strip() and (row := json.loads(line))["name"] == name:
-                return row
-        sys.exit(f"error: {path}: no experiment named {name!r}")
+        rows = [row for line in Path(path).read_text().splitlines() if line.strip() and (row := json.loads(line))["name"] == name]
+        if not rows:
+            sys.exit(f"error: {path}: no experiment named {name!r}")
+        return sorted(rows, key=lambda row: row.get("replicate", 0))
     if ":" in spec and not Path(spec).exists():
         shown = subprocess.run(["git", "show", spec], capture_output=True, text=True)
         if shown.returncode != 0:
             sys.exit(f"error: {spec}: {shown.stderr.strip().splitlines()[-1]}")
-        return json.loads(shown.stdout)
+        return [json.loads(shown.stdout)]
     try:
-        return json.loads(Path(spec).read_text())
+        return [json.loads(Path(spec).read_text())]
     except (OSError, ValueError) as err:
         sys.exit(f"error: {spec}: {err}")
 
@@ -90,7 +91,7 @@ def main() -> None:
     parser.add_argument("--b", nargs="+", required=True, help="the candidate's runs, replicate by replicate")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = parser.parse_args()
-    table = {name: paired(*values) for name, values in pairs([read_run(s) for s in args.a], [read_run(s) for s in args.b]).items()}
+    table = {name: paired(*values) for name, values in pairs([r for s in args.a for r in read_runs(s)], [r for s in args.b for r in read_runs(s)]).items()}
     if args.json:
         print(json.dumps(table, indent=2, sort_keys=True))
         return

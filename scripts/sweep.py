@@ -1,35 +1,55 @@
-"""Cross-validate several train configs at once (a process per (config, fold)), to compare levers.
+"""Cross-validate several train configs at once, with replicates, to compare levers: a process per
+(config, replicate, fold), as many at once as --workers (on a GPU machine, many).
 
-    python scripts/sweep.py EXPERIMENTS.yaml [--out results.jsonl] [--workers 8] [--folds 0 1 ...]
+    python scripts/sweep.py EXPERIMENTS.yaml [--out sweep.jsonl] [--workers 8] [--folds 0 1 ...]
+                            [--replicates 1] [--no-conditions]
 
-EXPERIMENTS.yaml maps a name to overrides of params.yaml's `train:` section. Each result line has
-the name, the overrides, per-fold and mean/std figures (pipeline.cv.aggregate) and each fold's seconds.
+EXPERIMENTS.yaml maps a name to overrides of params.yaml's `train:` section. Replicate r trains with
+train.seed + 1000 r (an ensemble's members take seed, seed + 1, ...). Each fold's test actors are
+also scored under evaluate.conditions, from the degraded features the cv stage keeps in
+.cache/suite/ (computed here if missing). One result line per (name, replicate): the name, the
+replicate, the overrides, pipeline.crossval.aggregate's figures and each fold's seconds. Compare two
+experiments paired by replicate and fold: python scripts/compare.py --a sweep.jsonl#A --b sweep.jsonl#B
 """
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing
+import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from pipeline.config import DataConfig, TrainConfig, load, load_params, parse
-from pipeline.crossval import aggregate, run_fold
+from pipeline.config import (
+    DataConfig,
+    EvaluateConfig,
+    TrainConfig,
+    load,
+    load_params,
+    parse,
+)
+from pipeline.crossval import SUITE_CACHE, aggregate, run_fold, suite_inputs
 from pipeline.manifest import MANIFEST, read_manifest
+from pipeline.ravdess import DATA
+from pipeline.robustness import check_names, suite_file, write_suite
 from pipeline.store import STORE
 
+Task = tuple[str, dict[str, Any], int, int, str, Path | None]  # name, overrides, replicate, fold, scheme, suite
 
-def _task(args: tuple[str, dict[str, Any], int, str]) -> tuple[str, dict[str, Any], float]:
-    name, overrides, fold, scheme = args
+
+def _task(task: Task) -> tuple[str, int, dict[str, Any], float]:
+    name, overrides, replicate, fold, scheme, suite = task
     torch.set_num_threads(1)
     config = parse(TrainConfig, {**load_params()["train"], **overrides}, "train")
+    config = replace(config, seed=config.seed + 1000 * replicate)
     started = time.perf_counter()
-    scored, _ = run_fold(STORE, MANIFEST, scheme, config, fold, None)  # without the conditions: clean figures only
-    return name, scored, time.perf_counter() - started
+    scored, _ = run_fold(STORE, MANIFEST, scheme, config, fold, suite)
+    return name, replicate, scored, time.perf_counter() - started
 
 
 def main() -> None:
@@ -38,25 +58,41 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("sweep.jsonl"))
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--folds", type=int, nargs="*")
+    parser.add_argument("--replicates", type=int, default=1, help="runs per (config, fold), seeds 1000 apart")
+    parser.add_argument("--no-conditions", action="store_true", help="clean figures only (no audio work)")
     args = parser.parse_args()
     experiments: dict[str, dict[str, Any]] = yaml.safe_load(args.experiments.read_text())
     scheme = load(DataConfig, "data").classes
-    folds = args.folds or sorted(read_manifest(MANIFEST)["fold"].unique().tolist())
-    tasks = [(name, overrides or {}, fold, scheme) for name, overrides in experiments.items() for fold in folds]
-    by_name: dict[str, list[tuple[dict[str, Any], float]]] = {name: [] for name in experiments}
+    manifest = read_manifest(MANIFEST)
+    folds = args.folds or sorted(manifest["fold"].unique().tolist())
+    suites: dict[int, Path] = {}
+    if not args.no_conditions:
+        conditions = load(EvaluateConfig, "evaluate").conditions
+        check_names(conditions)
+        for fold in folds:
+            inputs = suite_inputs(manifest, DATA, fold)
+            suites[fold] = suite_file(SUITE_CACHE, *inputs, conditions)
+            write_suite(suites[fold], *inputs, conditions, workers=os.cpu_count() or 1)
+    tasks: list[Task] = [
+        (name, overrides or {}, r, fold, scheme, suites.get(fold))
+        for name, overrides in experiments.items() for r in range(args.replicates) for fold in folds
+    ]
+    done: dict[tuple[str, int], list[tuple[dict[str, Any], float]]] = {}
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        for name, scored, seconds in pool.imap_unordered(_task, tasks):
-            by_name[name].append((scored, seconds))
-            if len(by_name[name]) == len(folds):
-                runs = sorted(by_name[name], key=lambda r: r[0]["fold"])
+        for name, replicate, scored, seconds in pool.imap_unordered(_task, tasks):
+            runs = done.setdefault((name, replicate), [])
+            runs.append((scored, seconds))
+            if len(runs) == len(folds):
+                runs.sort(key=lambda r: r[0]["fold"])
                 summary = aggregate([r[0] for r in runs])
                 summary.pop("confusion")
-                line = {"name": name, "overrides": experiments[name], "fold_seconds": [round(r[1]) for r in runs]}
+                line = {"name": name, "replicate": replicate, "overrides": experiments[name], "fold_seconds": [round(r[1]) for r in runs]}
                 with args.out.open("a") as f:
                     f.write(json.dumps(line | summary) + "\n")
                 ba = summary["balanced_accuracy"]
-                print(f"{name:24s} bacc {ba['mean']:.3f} +/- {ba['std']:.3f}  mean-rule "
-                      f"{summary['mean_prob']['balanced_accuracy']['mean']:.3f}", flush=True)
+                suite = f"  conditions mean {summary['robustness']['conditions_mean']:.3f}" if "robustness" in summary else ""
+                print(f"{name:24s} r{replicate} bacc {ba['mean']:.3f} +/- {ba['std']:.3f}  mean-rule "
+                      f"{summary['mean_prob']['balanced_accuracy']['mean']:.3f}{suite}", flush=True)
 
 
 if __name__ == "__main__":

@@ -38,14 +38,43 @@ def test_folds_pair_by_number_and_replicates_by_order(tmp_path: Path) -> None:
 
 def test_cli_reads_files_and_sweep_lines(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps(run({0: 0.5, 1: 0.4})))
-    (tmp_path / "sweep.jsonl").write_text(json.dumps({"name": "x", **run({0: 0.6, 1: 0.5})}) + "\n")
+    lines = [{"name": "x", "replicate": 1, **run({0: 0.7, 1: 0.4})}, {"name": "x", "replicate": 0, **run({0: 0.6, 1: 0.5})}]
+    (tmp_path / "sweep.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts/compare.py"), "--a", str(tmp_path / "a.json"), "--b", f"{tmp_path}/sweep.jsonl#x", "--json"],
+        [sys.executable, str(REPO / "scripts/compare.py"), "--a", str(tmp_path / "a.json"), str(tmp_path / "a.json"),
+         "--b", f"{tmp_path}/sweep.jsonl#x", "--json"],
         capture_output=True, text=True, check=True,
     )
-    assert json.loads(proc.stdout)["balanced_accuracy"]["diff"] == pytest.approx(0.1)
+    result = json.loads(proc.stdout)["balanced_accuracy"]  # replicate 0 then 1, each against a.json
+    assert result["n"] == 4 and result["diff"] == pytest.approx(0.1) and (result["wins"], result["losses"]) == (3, 0)
     bad = subprocess.run(
         [sys.executable, str(REPO / "scripts/compare.py"), "--a", str(tmp_path / "a.json"), "--b", f"{tmp_path}/sweep.jsonl#y"],
         capture_output=True, text=True,
     )
     assert bad.returncode == 1 and bad.stderr.strip() == f"error: {tmp_path}/sweep.jsonl: no experiment named 'y'"
+
+
+def test_sweep_runs_replicates_that_compare_reads(tmp_path: Path) -> None:
+    """scripts/sweep.py on a store written directly: one line per (experiment, replicate), which
+    compare.py pairs by replicate and fold."""
+    from tests.helpers import SPLIT, TINY, cli_env, project_folder, variant_store
+
+    cwd = project_folder(tmp_path, split=SPLIT, train={**TINY, "epochs": 1, "ensemble": 1})
+    variant_store(cwd / "features")
+    (cwd / "experiments.yaml").write_text("base: {}\nwide: {hidden_size: 16}\n")
+    sweep = subprocess.run(
+        [sys.executable, str(REPO / "scripts/sweep.py"), "experiments.yaml", "--workers", "2", "--folds", "0", "1",
+         "--replicates", "2", "--no-conditions"],
+        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    rows = [json.loads(line) for line in (cwd / "sweep.jsonl").read_text().splitlines()]
+    assert sorted((r["name"], r["replicate"]) for r in rows) == [("base", 0), ("base", 1), ("wide", 0), ("wide", 1)]
+    assert all([f["fold"] for f in r["folds"]] == [0, 1] for r in rows)
+    base = {r["replicate"]: r["balanced_accuracy"]["mean"] for r in rows if r["name"] == "base"}
+    assert base[0] != base[1]  # replicates train with other seeds
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/compare.py"), "--a", "sweep.jsonl#base", "--b", "sweep.jsonl#wide", "--json"],
+        cwd=cwd, capture_output=True, text=True, check=True,
+    )
+    assert json.loads(proc.stdout)["balanced_accuracy"]["n"] == 4
