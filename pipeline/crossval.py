@@ -3,7 +3,7 @@ the evaluate stage scores, and the figures aggregated over folds.
 
 Fold k is tested on its own actors, selects its checkpoint on fold k+1, and trains on the rest,
 from the cached features; its test clips are also scored under the recording conditions of a suite
-file (pipeline.robustness.cached_suite). A finished fold's result can be kept and reused under
+file (pipeline.robustness.write_suite). A finished fold's result can be kept and reused under
 cache_keys' key.
 """
 from __future__ import annotations

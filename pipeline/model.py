@@ -71,8 +71,10 @@ class EmotionLSTM(nn.Module):
 
     def step(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden]:
         """forward for a single frame x (batch, 1, features): each layer's equations through
-        torch.lstm_cell, without nn.LSTM's sequence machinery, which costs the backend three times
-        more per frame. Equal to frame_logits to float rounding (tests/test_model.py holds it to 1e-6)."""
+        torch.lstm_cell, without nn.LSTM's module and oneDNN call overhead, which cost the backend
+        ~2.5x more per frame. Equal to frame_logits to float rounding, not bit for bit: ATen's cell and
+        oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
+        probabilities up to 7.5e-6, README)."""
         z, lstm_hidden, carried = self.normalise(x, hidden)
         z = z[:, 0]
         if lstm_hidden is None:
