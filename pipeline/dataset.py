@@ -109,6 +109,16 @@ def length_batches(lengths: torch.Tensor, batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def random_crop(sequence: torch.Tensor, frames: int, rng: np.random.Generator) -> torch.Tensor:
+    """A random window of `frames` consecutive frames (the whole sequence when it is not longer).
+    Features are per frame, so this equals the features of the audio cut at the window's frames, as
+    long as the cut keeps the clip's peak (the backend normalises each recording by its peak)."""
+    if len(sequence) <= frames:
+        return sequence
+    start = int(rng.integers(0, len(sequence) - frames + 1))
+    return sequence[start : start + frames]
+
+
 def pad(sequences: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded (batch, max_len, 13) and the true lengths."""
     return pad_sequence(sequences, batch_first=True), torch.tensor([len(s) for s in sequences])

@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from pipeline import metrics
 from pipeline.config import PARAMS_FILE, TrainConfig
-from pipeline.dataset import SplitData, length_batches, pad
+from pipeline.dataset import SplitData, length_batches, pad, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, build_model, ensemble_of
+from pipeline.scoring import frames_after
 from pipeline.workers import pool as worker_pool
 
 
@@ -178,6 +179,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
         optimizer, lambda s: lr_factor(s, total, warmup) if config.schedule == "cosine" else 1.0
     )
 
+    crop_frames = frames_after(config.crop_seconds)
     history: list[dict[str, float]] = []
     best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, {})
     started = time.perf_counter()
@@ -187,7 +189,10 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
         lr = optimizer.param_groups[0]["lr"]
         loss_sum, train_pred, train_true = 0.0, [], []
         for idx in length_batches(train.lengths, config.batch_size, rng):
-            x, lengths = pad([train.sequences[i] for i in idx])
+            sequences = [train.sequences[i] for i in idx]
+            if config.crop_seconds > 0:
+                sequences = [random_crop(seq, crop_frames, rng) for seq in sequences]
+            x, lengths = pad(sequences)
             if config.channel_augment_db > 0:
                 x = x + channel_offsets(len(idx), config.channel_augment_db)[:, None, :]
             x, lengths, y = x.to(device), lengths.to(device), train.labels[idx].to(device)

@@ -12,7 +12,7 @@ import librosa
 import numpy as np
 import pytest
 
-from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio, normalise
+from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, frame_audio, load_audio, normalise
 from pipeline.features import AMIN, N_MFCC, backend_mfcc, reference_mfcc
 
 TOLERANCE = 2e-3
@@ -180,3 +180,24 @@ def test_real_clip_matches_oracle(real_ravdess: Path, stem: str) -> None:
         pytest.skip(f"{stem} not in {real_ravdess}")
     audio = load_audio(paths[0])
     assert len(assert_equivalent(audio, "real")) > 100
+
+
+def test_a_crop_of_the_features_is_the_features_of_the_cropped_audio(real_ravdess: Path) -> None:
+    """What training on random crops of the cached sequences relies on: features are per frame, so
+    cutting a clip's audio at the frame boundaries of a window of its (kept, non-silent) frames, keeping
+    its peak, gives exactly that window of its features (the backend normalises a recording by its peak)."""
+    paths = sorted(real_ravdess.glob("Actor_0[1-3]/*"))[::20]
+    assert paths
+    for path in paths:
+        audio = load_audio(path)
+        full = backend_mfcc(audio)
+        kept = np.flatnonzero(frame_audio(normalise(audio)).any(axis=1))  # all-zero frames are skipped
+        assert len(kept) == len(full)
+        peak = int(np.abs(audio).argmax())
+        at_peak = int(np.searchsorted(kept * HOP_LENGTH + FRAME_LENGTH, peak, side="right"))  # first kept frame reaching it
+        for first, n in ((max(0, at_peak - 100), 150), (max(0, at_peak - 10), 40)):
+            n = min(n, len(full) - first)
+            cut = audio[kept[first] * HOP_LENGTH : kept[first + n - 1] * HOP_LENGTH + FRAME_LENGTH]
+            assert np.abs(cut).max() == np.abs(audio).max(), path  # the cut keeps the peak
+            # equal to float rounding (the fast path batches frames in blocks): the oracle tolerance
+            np.testing.assert_allclose(backend_mfcc(cut), full[first : first + n], atol=2e-3, rtol=0, err_msg=str(path))

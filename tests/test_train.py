@@ -17,7 +17,7 @@ import yaml
 
 from pipeline import metrics
 from pipeline.config import TrainConfig, parse
-from pipeline.dataset import SplitData, load_splits
+from pipeline.dataset import SplitData, load_splits, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import backend_replay, decide, replay
 from pipeline.model import EmotionLSTM, RunningCMNLSTM, ensemble_of, load_model
@@ -310,3 +310,14 @@ def test_a_failed_run_leaves_the_previous_outputs_together(tmp_path: Path, monke
     assert {name: (tmp_path / name).read_bytes() for name in outputs} == before
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["labels.json", "model.pth", "model_weights.pth"]
     assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["train.json", "train_log.csv"]
+
+
+def test_random_crops_run_and_are_shorter(splits: dict[str, SplitData]) -> None:
+    rng = np.random.default_rng(0)
+    seq = torch.arange(50.0)[:, None].repeat(1, 13)
+    crops = [random_crop(seq, 20, rng) for _ in range(30)]
+    assert all(len(c) == 20 and torch.equal(c, seq[int(c[0, 0]) : int(c[0, 0]) + 20]) for c in crops)
+    assert len({int(c[0, 0]) for c in crops}) > 5 and torch.equal(random_crop(seq[:10], 20, rng), seq[:10])
+    cropped = fit(splits, 8, train_config(epochs=2, crop_seconds=0.05))
+    assert not state_equal(fit(splits, 8, train_config(epochs=2)).model.state_dict(), cropped.model.state_dict())
+    assert state_equal(cropped.model.state_dict(), fit(splits, 8, train_config(epochs=2, crop_seconds=0.05)).model.state_dict())
