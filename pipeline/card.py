@@ -55,7 +55,7 @@ Written by `python -m pipeline.card` from metrics/ and models/labels.json; do no
 ## What it is
 - Input: the backend's raw MFCCs, one (1, 1, 13) frame at a time (25 ms frames every 10 ms, silent
   frames skipped); output: (1, {len(names)}) logits and the state to pass back. Normalisation lives
-  inside the model. {train['parameters']} stored parameters.
+  inside the model. {train['stored_weights']} stored weights.
 - Classes (`{labels['scheme']}`), by index: {', '.join(names)}.
 - Load: `pipeline.model.load_model("models/model.pth")` (an allow-list of this package's classes),
   or `torch.load(path, weights_only=False)` for trusted files only.

@@ -77,7 +77,7 @@ def main() -> None:
                     "epochs_run": result.epochs_run,
                     "train_clips": len(data["train"]),
                     "val_clips": len(data["val"]),
-                    "parameters": sum(p.numel() for p in result.model.parameters()),
+                    "stored_weights": sum(p.numel() for p in result.model.parameters()),
                     "val": result.val,
                 }
             ),
