@@ -27,10 +27,11 @@ from pipeline import metrics
 from pipeline.audio import HOP_LENGTH, SAMPLE_RATE
 from pipeline.config import DataConfig, EvaluateConfig, load
 from pipeline.corpus import read_corpus
-from pipeline.corpus_eval import evaluate_corpus, model_scheme
+from pipeline.corpus_eval import evaluate_corpus
 from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.inference import check_finite, replay
+from pipeline.labels import model_classes
 from pipeline.model import load_model
 from pipeline.outputs import check_writable, write_json, write_text
 from pipeline.plots import confusion_png, robustness_png
@@ -123,7 +124,7 @@ def evaluate_manifest(parser: argparse.ArgumentParser, args: argparse.Namespace)
     torch.set_num_threads(1)  # as the stage: one-frame LSTM steps are latency-bound
     started = time.perf_counter()
     model = load_model(args.model)
-    result = evaluate_corpus(model, args.model, model_scheme(args.model, model.head.out_features), corpus)
+    result = evaluate_corpus(model, args.model, model_classes(args.model, model.head.out_features).scheme, corpus)
     write_json(args.out, metrics.rounded(result))
     print(
         f"evaluate: {result['clips']} clips of {args.corpus}, classes {', '.join(result['classes'])}: balanced "
