@@ -75,9 +75,8 @@ def main() -> None:
                 print(f"cv: fold {fold} reused from cache", file=sys.stderr)
         todo = [int(k) for k in folds if k not in outcomes]
         for k in todo:
-            if k in suites and not suites[k].is_file():
-                started = time.perf_counter()
-                write_suite(suites[k], *suite_args[k], workers=os.cpu_count() or 1)
+            started = time.perf_counter()
+            if k in suites and write_suite(suites[k], *suite_args[k], workers=os.cpu_count() or 1):
                 seconds = time.perf_counter() - started
                 print(f"cv: fold {k}'s {len(suite_args[k][1])} clips under {len(conditions)} conditions: {seconds:.0f} s", file=sys.stderr)
         tasks = [(args.store, args.split, scheme, config, k, suites.get(k)) for k in todo]
