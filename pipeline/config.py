@@ -7,6 +7,7 @@ missing or unknown is an error, and every error is one line naming params.yaml a
 from __future__ import annotations
 
 import math
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -16,9 +17,10 @@ from typing import Any, TypeVar
 import yaml
 
 from pipeline.errors import InputError
-from pipeline.ravdess import SCHEMES
+from pipeline.ravdess import CORPUS, SCHEMES
 
 PARAMS_FILE = Path("params.yaml")
+CORPORA = "corpora"  # the folder of other corpora's manifests: dvc.yaml lists it as a dependency
 
 Check = tuple[Callable[[Any], bool], str]  # a test of the parsed value and what it allows
 T = TypeVar("T")
@@ -50,9 +52,29 @@ def even_positive() -> Any:
     return rule(lambda v: v > 0 and v % 2 == 0, "even and positive")
 
 
+def manifests() -> Any:
+    """A list of corpus manifests: each `corpora/NAME.csv`, NAME distinct and not ravdess (NAME
+    namespaces the corpus's clips and speakers). Only that folder is a dependency of the stages in
+    dvc.yaml: a manifest elsewhere would change without DVC seeing it."""
+    pattern = re.compile(rf"{CORPORA}/(?!{CORPUS}\.csv$)[A-Za-z0-9_-]+\.csv")
+
+    def test(paths: tuple[str, ...]) -> bool:
+        return all(pattern.fullmatch(p) for p in paths) and len({Path(p).stem for p in paths}) == len(paths)
+
+    return rule(test, f"a list of {CORPORA}/NAME.csv with distinct NAMEs (letters, digits, _ or -; not {CORPUS})")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     classes: str = one_of(*SCHEMES)
+    train_corpora: tuple[str, ...] = manifests()  # trained on beside RAVDESS (pipeline.corpora)
+    eval_corpora: tuple[str, ...] = manifests()  # scored only, each on its own: metrics/corpora.json
+
+    def __post_init__(self) -> None:
+        both = sorted(set(self.train_corpora) & set(self.eval_corpora))
+        if both:
+            reason = f"{both[0]} is in both data.train_corpora and data.eval_corpora (scored on its own training speakers)"
+            raise InputError(PARAMS_FILE, reason)
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,7 @@ class SplitConfig:
     val_actors: int = even_positive()
     test_actors: int = even_positive()
     folds: int = rule(lambda v: v >= 3, ">= 3 (cv tests on one fold, selects on the next, trains on the rest)")
+    corpus_val_fraction: float = rule(lambda v: 0 <= v < 1, "in [0, 1)")
 
 
 @dataclass(frozen=True)
