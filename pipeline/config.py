@@ -20,7 +20,9 @@ from pipeline.errors import InputError
 from pipeline.ravdess import CORPUS, SCHEMES
 
 PARAMS_FILE = Path("params.yaml")
-CORPORA = "corpora"  # the folder of other corpora's manifests: dvc.yaml lists it as a dependency
+# Other corpora's manifests: dvc.yaml lists each folder as a dependency of the stage that reads it,
+# apart so that a corpus scored only does not rerun extract.
+TRAIN_CORPORA, EVAL_CORPORA = "corpora/train", "corpora/eval"
 
 Check = tuple[Callable[[Any], bool], str]  # a test of the parsed value and what it allows
 T = TypeVar("T")
@@ -52,28 +54,28 @@ def even_positive() -> Any:
     return rule(lambda v: v > 0 and v % 2 == 0, "even and positive")
 
 
-def manifests() -> Any:
-    """A list of corpus manifests: each `corpora/NAME.csv`, NAME distinct and not ravdess (NAME
-    namespaces the corpus's clips and speakers). Only that folder is a dependency of the stages in
-    dvc.yaml: a manifest elsewhere would change without DVC seeing it."""
-    pattern = re.compile(rf"{CORPORA}/(?!{CORPUS}\.csv$)[A-Za-z0-9_-]+\.csv")
+def manifests(folder: str) -> Any:
+    """A list of corpus manifests `FOLDER/NAME.csv`, NAMEs distinct and not ravdess (a NAME namespaces
+    its corpus's clips and speakers). dvc.yaml lists the folder as a dependency of the stage that reads
+    it: a manifest elsewhere would change without DVC seeing it."""
+    pattern = re.compile(rf"{folder}/(?!{CORPUS}\.csv$)[A-Za-z0-9_-]+\.csv")
 
     def test(paths: tuple[str, ...]) -> bool:
         return all(pattern.fullmatch(p) for p in paths) and len({Path(p).stem for p in paths}) == len(paths)
 
-    return rule(test, f"a list of {CORPORA}/NAME.csv with distinct NAMEs (letters, digits, _ or -; not {CORPUS})")
+    return rule(test, f"a list of {folder}/NAME.csv with distinct NAMEs (letters, digits, _ or -; not {CORPUS})")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     classes: str = one_of(*SCHEMES)
-    train_corpora: tuple[str, ...] = manifests()  # trained on beside RAVDESS (pipeline.corpora)
-    eval_corpora: tuple[str, ...] = manifests()  # scored only, each on its own: metrics/corpora.json
+    train_corpora: tuple[str, ...] = manifests(TRAIN_CORPORA)  # trained on beside RAVDESS (pipeline.corpora)
+    eval_corpora: tuple[str, ...] = manifests(EVAL_CORPORA)  # scored only, each on its own: metrics/corpora.json
 
     def __post_init__(self) -> None:
-        both = sorted(set(self.train_corpora) & set(self.eval_corpora))
+        both = sorted({Path(p).stem for p in self.train_corpora} & {Path(p).stem for p in self.eval_corpora})
         if both:
-            reason = f"{both[0]} is in both data.train_corpora and data.eval_corpora (scored on its own training speakers)"
+            reason = f"corpus {both[0]} is in data.train_corpora and data.eval_corpora (scored on its own training speakers?)"
             raise InputError(PARAMS_FILE, reason)
 
 

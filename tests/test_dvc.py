@@ -144,6 +144,7 @@ def dvc_project(tmp_path: Path) -> Project:
     root = tmp_path / "repo"
     root.mkdir()
     shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO / "corpora", root / "corpora")  # a dependency of extract and evaluate, even empty
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copyfile(REPO / name, root / name)
     # As in the real repository: the corpus (an uncached DVC output) stays out of git.
