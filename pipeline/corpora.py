@@ -11,8 +11,9 @@ from typing import Any
 from pipeline.corpus import Corpus, Row, read_corpus
 from pipeline.ravdess import CORPUS, EMOTIONS, gender
 
+
 def corpus_name(manifest: str | Path) -> str:
-    """corpora/emodb.csv -> emodb (pipeline.config checks that names are distinct)."""
+    """corpora/train/emodb.csv -> emodb (pipeline.config checks that a list's names are distinct)."""
     return Path(manifest).stem
 
 

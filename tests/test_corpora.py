@@ -265,7 +265,7 @@ def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     jobs, needles = {}, {}
     for case in BAD_CASES:
         root = project_folder(base / case, data={"train_corpora": ["corpora/train/bad.csv"]})
-        manifest, needles[case] = bad_manifest(root / TRAIN, case)
+        _, needles[case] = bad_manifest(root / TRAIN, case)
         needles[case] = (f"{TRAIN}/bad.csv", *needles[case])
         jobs[case] = (root, "extract", ["--data", base / "ravdess"])
     root = project_folder(base / "eval_only", data={"eval_corpora": ["corpora/eval/bad.csv"]})
