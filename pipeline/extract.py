@@ -141,14 +141,14 @@ def extract(
             results = itertools.chain([first], pool.imap(_work, tasks[1:], chunksize=4))
         else:
             results = map(_work, tasks)  # one worker: no fork at all
-        progress = tqdm(zip(tasks, results), total=len(tasks), desc="extract", unit="clip", disable=None)
-        for done, (task, result) in enumerate(progress, start=1):
+        progress = tqdm(zip(sources, results), total=len(tasks), desc="extract", unit="clip", disable=None)
+        for done, ((_, meta, blame), result) in enumerate(progress, start=1):
             if progress.disable and done % max(1, len(tasks) // 10) == 0:  # a log, not a terminal: no bar
                 print(f"extract: {done}/{len(tasks)} clips, {time.perf_counter() - start:.0f} s", flush=True)
             if isinstance(result, str):
                 if on_error == "error":
-                    raise sources[done - 1][2](result)
-                skipped.append({"path": task[1]["path"], "reason": result})
+                    raise blame(result)
+                skipped.append({"path": meta["path"], "reason": result})
             else:
                 clips.extend(result)
     if not clips:
