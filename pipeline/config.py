@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from pipeline.errors import InputError
-from pipeline.ravdess import CORPUS, SCHEMES
+from pipeline.ravdess import CORPUS, EMOTIONS, SCHEMES
 
 PARAMS_FILE = Path("params.yaml")
 # Other corpora's manifests: dvc.yaml lists each folder as a dependency of the stage that reads it,
@@ -71,6 +71,10 @@ class DataConfig:
     classes: str = one_of(*SCHEMES)
     train_corpora: tuple[str, ...] = manifests(TRAIN_CORPORA)  # trained on beside RAVDESS (pipeline.corpora)
     eval_corpora: tuple[str, ...] = manifests(EVAL_CORPORA)  # scored only, each on its own: metrics/corpora.json
+    # Their manifests' emotion labels, mapped to a class name or dropped (null) before checking (pipeline.corpus)
+    emotion_map: dict[str, str | None] = rule(
+        lambda m: all(v is None or v in EMOTIONS for v in m.values()), f"a mapping of labels to one of {list(EMOTIONS)} or null"
+    )
 
     def __post_init__(self) -> None:
         both = sorted({Path(p).stem for p in self.train_corpora} & {Path(p).stem for p in self.eval_corpora})
@@ -196,6 +200,10 @@ def parse(cls: type[T], raw: Any, name: str) -> T:
             items = [] if value is None else value if isinstance(value, list) else [value]
             item = typing.get_args(kind)[0]
             value = tuple(_scalar(item, v, f"{key}[{i}]") for i, v in enumerate(items))
+        elif typing.get_origin(kind) is dict:  # names to names or null; nothing reads as empty
+            value = {} if value is None else value
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str | None) for k, v in value.items()):
+                raise InputError(PARAMS_FILE, f"{key} must be a mapping of names to a name or null, got {raw[f.name]!r}")
         else:
             value = _scalar(kind, value, key)
         check: Check | None = f.metadata.get("check")

@@ -4,7 +4,7 @@ corpus's name, so that they share the feature store and the split manifest with 
 colliding."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,10 @@ def corpus_name(manifest: str | Path) -> str:
     return Path(manifest).stem
 
 
-def read_corpora(manifests: Sequence[str | Path]) -> dict[str, Corpus]:
-    """name -> corpus, in params order, each manifest checked by corpus.read_corpus."""
-    return {corpus_name(m): read_corpus(m) for m in manifests}
+def read_corpora(manifests: Sequence[str | Path], emotion_map: Mapping[str, str | None]) -> dict[str, Corpus]:
+    """name -> corpus, in params order, each manifest checked by corpus.read_corpus, its labels mapped by
+    emotion_map (data.emotion_map)."""
+    return {corpus_name(m): read_corpus(m, emotion_map) for m in manifests}
 
 
 def clip_meta(name: str, row: Row) -> dict[str, Any]:

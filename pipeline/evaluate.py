@@ -59,7 +59,7 @@ def main() -> None:
     data = load(DataConfig, "data")
     scheme = data.classes
     names = class_names(scheme)
-    corpora = read_corpora(data.eval_corpora)  # every manifest checked before the minutes of work
+    corpora = read_corpora(data.eval_corpora, data.emotion_map)  # every manifest checked before the minutes of work
 
     torch.set_num_threads(1)  # one-frame LSTM steps are latency-bound; extra threads only add overhead
     started = time.perf_counter()

@@ -184,7 +184,8 @@ def main() -> None:
     args = parser.parse_args()
     check_writable(args.out, args.report)
     config = load(ExtractConfig, "extract")
-    corpora = read_corpora(load(DataConfig, "data").train_corpora)  # every manifest checked before any decoding
+    data = load(DataConfig, "data")
+    corpora = read_corpora(data.train_corpora, data.emotion_map)  # every manifest checked before any decoding
     extract(args.data, args.out, args.report, config, corpora)
 
 

@@ -41,8 +41,8 @@ TRAIN, EVAL = "corpora/train", "corpora/eval"
 MINE = {"ann": "female", "bob": "male"}  # a user's own recordings: two speakers
 
 
-def data_params(train: list[str] | None = None, evaluate: list[str] | None = None) -> dict[str, Any]:
-    return {"classes": "ravdess8", "train_corpora": train or [], "eval_corpora": evaluate or []}
+def data_params(train: list[str] | None = None, evaluate: list[str] | None = None, **more: Any) -> dict[str, Any]:
+    return {"classes": "ravdess8", "train_corpora": train or [], "eval_corpora": evaluate or [], "emotion_map": {}, **more}
 
 
 # ---- params --------------------------------------------------------------------------------------------
@@ -66,9 +66,42 @@ def test_params_refuse_manifests_dvc_would_not_see(train: list[str], evaluate: l
     assert needle in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("emotion_map", "needle"),
+    [({"joy": "joyful"}, "data.emotion_map must be a mapping of labels to one of"), (["joy"], "a mapping of names")],
+)
+def test_params_refuse_an_emotion_map_to_no_class(emotion_map: Any, needle: str) -> None:
+    with pytest.raises(InputError, match="params.yaml") as err:
+        parse(DataConfig, data_params(emotion_map=emotion_map), "data")
+    assert needle in str(err.value)
+
+
 def test_params_accept_manifests_in_their_folders() -> None:
     config = parse(DataConfig, data_params(["corpora/train/mine.csv", "corpora/train/emo-db_2.csv"], ["corpora/eval/tess.csv"]), "data")
     assert config.train_corpora == ("corpora/train/mine.csv", "corpora/train/emo-db_2.csv")
+
+
+# ---- data.emotion_map: a corpus's own labels, renamed or dropped ------------------------------------------
+
+
+def labelled_manifest(folder: Path, *labels: str) -> Path:
+    """A manifest of one speaker whose rows carry these labels, each row its own decodable file."""
+    manifest = make_manifest_corpus(folder, "own", {"ann": "female"}, emotions=["happy"], takes=len(labels))
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([lines[0], *(line.replace(",happy,", f",{label},") for line, label in zip(lines[1:], labels))]) + "\n")
+    return manifest
+
+
+def test_emotion_map_renames_and_drops_labels(tmp_path: Path) -> None:
+    manifest = labelled_manifest(tmp_path, "excited", "boredom", "happy", "calm")
+    corpus = read_corpora([manifest], {"excited": "happy", "boredom": None, "calm": "neutral"})["own"]
+    assert [(r.path, r.emotion) for r in corpus.rows] == [
+        ("own/ann/happy_0.wav", "happy"), ("own/ann/happy_2.wav", "happy"), ("own/ann/happy_3.wav", "neutral"),
+    ]
+    with pytest.raises(InputError, match=r"row 2 \(own/ann/happy_1.wav\): unknown emotion 'boredom'"):
+        read_corpora([manifest], {"excited": "happy"})  # a label neither named nor mapped: its own row number
+    with pytest.raises(InputError, match="no usable row: data.emotion_map drops all 4 rows"):
+        read_corpora([manifest], dict.fromkeys(("excited", "boredom", "happy", "calm")))
 
 
 # ---- extract: one store for every training corpus --------------------------------------------------------
@@ -87,7 +120,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
     manifest = make_manifest_corpus(root / TRAIN, "mine", MINE, emotions=["happy", "sad"])
     config = serial_config(noise_snr_db=[20])
     result = {}
-    for name, corpora in (("alone", {}), ("both", read_corpora([manifest]))):
+    for name, corpora in (("alone", {}), ("both", read_corpora([manifest], {}))):
         out = root / name
         report = extract(root / "ravdess", out / "mfcc.h5", out / "report.json", config, corpora)
         result[name] = read_store(out / "mfcc.h5").assign(report=json.dumps(report))
@@ -272,6 +305,10 @@ def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     _, found = bad_manifest(root / EVAL, "duplicate_path")
     needles["eval_only"] = (f"{EVAL}/bad.csv", *found)
     jobs["eval_only"] = (root, "evaluate", ["--data", base / "ravdess"])
+    root = project_folder(base / "all_dropped", data={"train_corpora": ["corpora/train/bad.csv"], "emotion_map": {"happy": None, "sad": None}})
+    make_manifest_corpus(root / TRAIN, "bad", MINE, emotions=["happy", "sad"])
+    needles["all_dropped"] = (f"{TRAIN}/bad.csv", "no usable row: data.emotion_map drops all 4 rows")
+    jobs["all_dropped"] = (root, "extract", ["--data", base / "ravdess"])
     root = project_folder(base / "outside", data={"train_corpora": ["bad.csv"]})
     needles["outside"] = ("params.yaml", "data.train_corpora must be a list of corpora/train/NAME.csv")
     jobs["outside"] = (root, "extract", ["--data", base / "ravdess"])
@@ -279,7 +316,7 @@ def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, 
     return {case: (jobs[case][0], needles[case], runs[case]) for case in jobs}
 
 
-@pytest.mark.parametrize("case", [*BAD_CASES, "eval_only", "outside"])
+@pytest.mark.parametrize("case", [*BAD_CASES, "eval_only", "all_dropped", "outside"])
 def test_bad_manifest_is_one_line_naming_it_and_the_row(case: str, bad_runs: dict[str, Any]) -> None:
     root, needles, proc = bad_runs[case]
     assert_one_line_error(proc, *needles)
@@ -328,7 +365,7 @@ def test_ravdess_by_manifest_gives_the_built_in_readers_store(real_ravdess: Path
     manifest = tmp_path / TRAIN / "rv.csv"
     write_manifest(manifest, scan("ravdess", folder, manifest).rows)
     out = tmp_path / "out"
-    extract(folder, out / "mfcc.h5", out / "report.json", serial_config(), read_corpora([manifest]))
+    extract(folder, out / "mfcc.h5", out / "report.json", serial_config(), read_corpora([manifest], {}))
     store = read_store(out / "mfcc.h5")
     builtin, described = store[store["corpus"] == "ravdess"], store[store["corpus"] == "rv"]
     assert len(builtin) == len(described) == 4
