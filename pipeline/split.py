@@ -49,9 +49,9 @@ def assign_actors(actors: list[int], config: SplitConfig) -> pd.DataFrame:
 
 
 def assign_speakers(corpus: str, genders: dict[str, str], config: SplitConfig) -> dict[str, str]:
-    """One other corpus's speaker -> train or val: round(corpus_val_fraction x speakers) to val, at most
-    all but one, drawn from male and female speakers in turn while both last, then from the rest;
-    deterministic from split.seed and the corpus's name (not its place in params)."""
+    """One other corpus's speaker -> train or val: corpus_val_fraction x speakers (rounded half up, at
+    most all but one) to val, drawn from male and female speakers in turn while both last, then from
+    the rest; deterministic from split.seed and the corpus's name (not its place in params)."""
     rng = np.random.default_rng([config.seed, zlib.crc32(corpus.encode())])
     by_gender = {g: list(rng.permutation(sorted(s for s in genders if genders[s] == g))) for g in ("male", "female")}
     pairs = [s for pair in zip(by_gender["male"], by_gender["female"]) for s in pair]
