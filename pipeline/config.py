@@ -7,6 +7,7 @@ missing or unknown is an error, and every error is one line naming params.yaml a
 from __future__ import annotations
 
 import math
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -16,9 +17,12 @@ from typing import Any, TypeVar
 import yaml
 
 from pipeline.errors import InputError
-from pipeline.ravdess import SCHEMES
+from pipeline.ravdess import CORPUS, EMOTIONS, SCHEMES
 
 PARAMS_FILE = Path("params.yaml")
+# Other corpora's manifests: dvc.yaml lists each folder as a dependency of the stage that reads it,
+# apart so that a corpus scored only does not rerun extract.
+TRAIN_CORPORA, EVAL_CORPORA = "corpora/train", "corpora/eval"
 
 Check = tuple[Callable[[Any], bool], str]  # a test of the parsed value and what it allows
 T = TypeVar("T")
@@ -50,9 +54,33 @@ def even_positive() -> Any:
     return rule(lambda v: v > 0 and v % 2 == 0, "even and positive")
 
 
+def manifests(folder: str) -> Any:
+    """A list of corpus manifests `FOLDER/NAME.csv`, NAMEs distinct and not ravdess (a NAME namespaces
+    its corpus's clips and speakers). dvc.yaml lists the folder as a dependency of the stage that reads
+    it: a manifest elsewhere would change without DVC seeing it."""
+    pattern = re.compile(rf"{folder}/(?!{CORPUS}\.csv$)[A-Za-z0-9_-]+\.csv")
+
+    def test(paths: tuple[str, ...]) -> bool:
+        return all(pattern.fullmatch(p) for p in paths) and len({Path(p).stem for p in paths}) == len(paths)
+
+    return rule(test, f"a list of {folder}/NAME.csv with distinct NAMEs (letters, digits, _ or -; not {CORPUS})")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     classes: str = one_of(*SCHEMES)
+    train_corpora: tuple[str, ...] = manifests(TRAIN_CORPORA)  # trained on beside RAVDESS (pipeline.corpora)
+    eval_corpora: tuple[str, ...] = manifests(EVAL_CORPORA)  # scored only, each on its own: metrics/corpora.json
+    # Their manifests' emotion labels, mapped to a class name or dropped (null) before checking (pipeline.corpus)
+    emotion_map: dict[str, str | None] = rule(
+        lambda m: all(v is None or v in EMOTIONS for v in m.values()), f"a mapping of labels to one of {list(EMOTIONS)} or null"
+    )
+
+    def __post_init__(self) -> None:
+        both = sorted({Path(p).stem for p in self.train_corpora} & {Path(p).stem for p in self.eval_corpora})
+        if both:
+            reason = f"corpus {both[0]} is in data.train_corpora and data.eval_corpora (scored on its own training speakers?)"
+            raise InputError(PARAMS_FILE, reason)
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,7 @@ class SplitConfig:
     val_actors: int = even_positive()
     test_actors: int = even_positive()
     folds: int = rule(lambda v: v >= 3, ">= 3 (cv tests on one fold, selects on the next, trains on the rest)")
+    corpus_val_fraction: float = rule(lambda v: 0 <= v < 1, "in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -171,6 +200,10 @@ def parse(cls: type[T], raw: Any, name: str) -> T:
             items = [] if value is None else value if isinstance(value, list) else [value]
             item = typing.get_args(kind)[0]
             value = tuple(_scalar(item, v, f"{key}[{i}]") for i, v in enumerate(items))
+        elif typing.get_origin(kind) is dict:  # names to names or null; nothing reads as empty
+            value = {} if value is None else value
+            if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str | None) for k, v in value.items()):
+                raise InputError(PARAMS_FILE, f"{key} must be a mapping of names to a name or null, got {raw[f.name]!r}")
         else:
             value = _scalar(kind, value, key)
         check: Check | None = f.metadata.get("check")

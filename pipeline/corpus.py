@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Iterable
-from dataclasses import astuple, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 from pipeline.audio import check_regular_file
@@ -53,10 +53,12 @@ def class_of(emotion: str, scheme: str) -> int:
     return class_index(EMOTIONS.index(emotion) + 1, scheme)
 
 
-def read_corpus(manifest: str | Path) -> Corpus:
+def read_corpus(manifest: str | Path, emotion_map: Mapping[str, str | None] | None = None) -> Corpus:
     """Read and check a manifest: every row's values, duplicate paths, and that each audio file is a
     regular file, so that a bad row fails in a second rather than after decoding the rows before it.
-    The first problem found is one InputError naming the manifest and the row."""
+    The first problem found is one InputError naming the manifest and the row. emotion_map (the
+    pipeline's data.emotion_map) renames labels first, or drops their rows (None): a corpus's own
+    labels need not be edited in its manifest."""
     manifest = Path(manifest)
     check_regular_file(manifest)
     try:
@@ -77,7 +79,9 @@ def read_corpus(manifest: str | Path) -> Corpus:
     corpus = Corpus(manifest, [])
     first_row: dict[str, int] = {}
     for number, record in enumerate(records, 1):
-        row = _checked_row(corpus, number, record, len(header))
+        row = _checked_row(corpus, number, record, len(header), emotion_map or {})
+        if row is None:
+            continue
         key = os.path.normpath(row.path)
         if key in first_row:
             raise corpus.row_error(number, row.path, f"duplicate path (also row {first_row[key]})")
@@ -87,15 +91,25 @@ def read_corpus(manifest: str | Path) -> Corpus:
         except InputError as err:
             raise corpus.row_error(number, row.path, err.reason) from None
         corpus.rows.append(row)
+    if not corpus.rows:
+        raise InputError(manifest, f"no usable row: data.emotion_map drops all {len(records)} rows")
     return corpus
 
 
-def _checked_row(corpus: Corpus, number: int, record: dict[str | None, str | None], n_columns: int) -> Row:
-    """A row's values, stripped; a short row's missing fields read as empty (then refused if required)."""
+def _checked_row(
+    corpus: Corpus, number: int, record: dict[str | None, str | None], n_columns: int, emotion_map: Mapping[str, str | None]
+) -> Row | None:
+    """A row's values, stripped, its emotion mapped; a short row's missing fields read as empty (then
+    refused if required). None where emotion_map drops its label."""
     path = (record.get("path") or "").strip()
     if None in record:  # DictReader files a row's fields beyond the header under None: a comma too many
         raise corpus.row_error(number, path, f"more fields than the header's {n_columns} (an unquoted comma?)")
     row = Row(**{c: (record.get(c) or "").strip() for c in COLUMNS})
+    if row.emotion in emotion_map:
+        emotion = emotion_map[row.emotion]
+        if emotion is None:
+            return None
+        row = replace(row, emotion=emotion)
     if not row.path:
         raise corpus.row_error(number, row.path, "empty path")
     if row.emotion not in EMOTIONS:

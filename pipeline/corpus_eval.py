@@ -8,7 +8,6 @@ unaroused speech under neutral.
 """
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,29 +24,6 @@ from pipeline.features import usable_mfcc
 from pipeline.inference import RULES, check_finite, decide, replay
 from pipeline.model import EmotionLSTM
 from pipeline.ravdess import SCHEMES
-
-SCHEME_OF_SIZE = {len(names): scheme for scheme, names in SCHEMES.items()}  # 8 ravdess8, 6 frontend6
-
-
-def model_scheme(model_path: str | Path, n_classes: int) -> str:
-    """The class scheme of a model: the one labels.json beside it names (written by train), else
-    the only scheme with as many classes as the model predicts."""
-    labels = Path(model_path).with_name("labels.json")
-    if labels.exists():
-        try:
-            scheme = json.loads(labels.read_text())["scheme"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise InputError(labels, f"cannot read the class scheme ({type(err).__name__})") from None
-        if scheme not in SCHEMES:
-            raise InputError(labels, f"unknown class scheme {scheme!r} (expected one of {sorted(SCHEMES)})")
-        if len(SCHEMES[scheme]) != n_classes:
-            reason = f"scheme {scheme} has {len(SCHEMES[scheme])} classes, the model predicts {n_classes}"
-            raise InputError(labels, reason)
-        return scheme
-    if n_classes not in SCHEME_OF_SIZE:
-        reason = f"predicts {n_classes} classes, no scheme has as many, and no labels.json is beside it"
-        raise InputError(model_path, reason)
-    return SCHEME_OF_SIZE[n_classes]
 
 
 def clip_features(corpus: Corpus) -> list[np.ndarray]:

@@ -36,7 +36,7 @@ from pipeline.crossval import (
 )
 from pipeline.dataset import add_input_arguments
 from pipeline.errors import run_cli
-from pipeline.manifest import read_manifest
+from pipeline.manifest import cv_folds, read_manifest
 from pipeline.outputs import atomic_paths, check_writable, write_json, write_text
 from pipeline.plots import robustness_png
 from pipeline.ravdess import DATA, class_names
@@ -61,7 +61,7 @@ def main() -> None:
     conditions = load(EvaluateConfig, "evaluate").conditions
     check_names(conditions)
     manifest = read_manifest(args.split)
-    folds = args.folds or sorted(manifest["fold"].unique().tolist())
+    folds = args.folds or cv_folds(manifest)
 
     with ExitStack() as stack:
         suite_folder = Path(stack.enter_context(tempfile.TemporaryDirectory())) if args.no_cache else SUITE_CACHE
@@ -75,9 +75,8 @@ def main() -> None:
                 print(f"cv: fold {fold} reused from cache", file=sys.stderr)
         todo = [int(k) for k in folds if k not in outcomes]
         for k in todo:
-            if k in suites and not suites[k].is_file():
-                started = time.perf_counter()
-                write_suite(suites[k], *suite_args[k], workers=os.cpu_count() or 1)
+            started = time.perf_counter()
+            if k in suites and write_suite(suites[k], *suite_args[k], workers=os.cpu_count() or 1):
                 seconds = time.perf_counter() - started
                 print(f"cv: fold {k}'s {len(suite_args[k][1])} clips under {len(conditions)} conditions: {seconds:.0f} s", file=sys.stderr)
         tasks = [(args.store, args.split, scheme, config, k, suites.get(k)) for k in todo]

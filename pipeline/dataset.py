@@ -12,7 +12,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from pipeline.errors import InputError
-from pipeline.manifest import MANIFEST, SPLITS, read_manifest, validate
+from pipeline.manifest import FOLDLESS, MANIFEST, SPLITS, cv_folds, read_manifest, validate
 from pipeline.ravdess import class_index
 from pipeline.store import STORE, FeatureStore
 
@@ -50,17 +50,20 @@ def _unpickle_split(frames: np.ndarray, lengths: list[int], labels: np.ndarray, 
     return SplitData(list(torch.from_numpy(frames).split(lengths)), torch.from_numpy(labels), clips)
 
 
-def actor_splits(manifest: pd.DataFrame, fold: int | None = None) -> dict[int, str]:
+def actor_splits(manifest: pd.DataFrame, fold: int | None = None) -> dict[int | str, str]:
     """actor -> split: the manifest's own, or for cross-validation fold k: test = fold k,
-    val = the next fold, train = the rest."""
+    val = the next fold, train = the rest; other corpora's speakers (FOLDLESS) keep their own."""
     actors = manifest.drop_duplicates("actor").set_index("actor")
     if fold is None:
         return actors["split"].to_dict()
-    folds = sorted(actors["fold"].unique())
-    if fold not in folds:
-        raise InputError(None, f"fold {fold} not in the manifest's folds {folds}")
-    val_fold = folds[(folds.index(fold) + 1) % len(folds)]
-    return {a: "test" if f == fold else "val" if f == val_fold else "train" for a, f in actors["fold"].items()}
+    folded = cv_folds(manifest)
+    if fold not in folded:
+        raise InputError(None, f"fold {fold} not in the manifest's folds {folded}")
+    val_fold = folded[(folded.index(fold) + 1) % len(folded)]
+    return {
+        a: actors.at[a, "split"] if f == FOLDLESS else "test" if f == fold else "val" if f == val_fold else "train"
+        for a, f in actors["fold"].items()
+    }
 
 
 def load_splits(
@@ -71,7 +74,8 @@ def load_splits(
     fold: int | None = None,
 ) -> dict[str, SplitData]:
     """Read the store once and group its sequences by split. Augmented variants (variant > 0)
-    enter only the training split, and only when train_variants is set."""
+    enter only the training split, and only when train_variants is set. A clip's split is its
+    manifest row's (matched by path, which a variant shares with its original)."""
     manifest = read_manifest(manifest_path)
     with FeatureStore(store_path) as store:
         clips = store.clips
@@ -81,10 +85,10 @@ def load_splits(
             raise InputError(manifest_path, f"clip {missing} is not in the store {store_path} (rerun split)")
         validate(manifest, emotions, manifest_path)
         split_of = actor_splits(manifest, fold)
-        unknown = set(clips["actor"]) - set(split_of)
-        if unknown:
-            raise InputError(manifest_path, f"actors {sorted(unknown)} of the store are not in the manifest")
-        clip_split = clips["actor"].map(split_of)
+        clip_split = clips["path"].map(dict(zip(manifest["path"], manifest["actor"].map(split_of))))
+        if clip_split.isna().any():
+            missing = clips["path"][clip_split.isna()].iloc[0]
+            raise InputError(manifest_path, f"clip {missing} of the store {store_path} is not in the manifest (rerun split)")
         keep = clips["variant"].eq(0) | (clip_split.eq("train") & train_variants)
         rows = np.flatnonzero(keep.to_numpy())
         sequences = dict(zip(rows, store.sequences(rows)))

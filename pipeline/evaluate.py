@@ -5,6 +5,8 @@
 
 The same clips also go through every recording condition of evaluate.conditions (pipeline.conditions:
 microphones, phone lines, codecs, noise, rooms, cuts), from their audio: metrics/robustness.json.
+Each corpus of data.eval_corpora is scored as `--corpus` scores it: metrics/corpora.json, by corpus
+name ({} without any).
 
     python -m pipeline.evaluate --corpus MANIFEST.csv --out FILE.json [--model models/model.pth]
 
@@ -26,11 +28,13 @@ import torch
 from pipeline import metrics
 from pipeline.audio import HOP_LENGTH, SAMPLE_RATE
 from pipeline.config import DataConfig, EvaluateConfig, load
+from pipeline.corpora import read_corpora
 from pipeline.corpus import read_corpus
-from pipeline.corpus_eval import evaluate_corpus, model_scheme
+from pipeline.corpus_eval import evaluate_corpus
 from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.inference import check_finite, replay
+from pipeline.labels import model_classes
 from pipeline.model import load_model
 from pipeline.outputs import check_writable, write_json, write_text
 from pipeline.plots import confusion_png, robustness_png
@@ -53,8 +57,10 @@ def main() -> None:
         return
     config = load(EvaluateConfig, "evaluate")
     check_names(config.conditions)
-    scheme = load(DataConfig, "data").classes
+    data = load(DataConfig, "data")
+    scheme = data.classes
     names = class_names(scheme)
+    corpora = read_corpora(data.eval_corpora, data.emotion_map)  # every manifest checked before the minutes of work
 
     torch.set_num_threads(1)  # one-frame LSTM steps are latency-bound; extra threads only add overhead
     started = time.perf_counter()
@@ -77,6 +83,7 @@ def main() -> None:
         config.conditions, workers=os.cpu_count() or 1,
     )
     robustness = condition_scores(model, features, labels, names)
+    cross_corpus = {name: evaluate_corpus(model, args.model, scheme, corpus) for name, corpus in corpora.items()}
 
     out = args.metrics_dir
     confusion = np.array(result.pop("confusion"))
@@ -94,12 +101,15 @@ def main() -> None:
     write_json(out / "robustness.json", metrics.rounded(robustness))
     title = f"test actors {result['test_actors']} under recording conditions"
     robustness_png(out / "robustness.png", {n: s["last"] for n, s in robustness.items()}, 1 / len(names), title)
+    write_json(out / "corpora.json", metrics.rounded(cross_corpus))
     print(
         f"evaluate: {len(test)} clips, accuracy {result['accuracy']:.3f}, balanced accuracy "
         f"{result['balanced_accuracy']:.3f} (mean rule {result['mean_prob']['balanced_accuracy']:.3f}); "
         f"backend replay diff {check['max_abs_diff']:.1e}; {time.perf_counter() - started:.1f} s",
         file=sys.stderr,
     )
+    for name, scored in cross_corpus.items():
+        print(f"evaluate: {name}: {scored['clips']} clips, balanced accuracy {scored['balanced_accuracy']:.3f}", file=sys.stderr)
 
 
 STAGE_ONLY = ("store", "split", "data", "metrics_dir")  # the stage's inputs and outputs, not --corpus's
@@ -123,7 +133,7 @@ def evaluate_manifest(parser: argparse.ArgumentParser, args: argparse.Namespace)
     torch.set_num_threads(1)  # as the stage: one-frame LSTM steps are latency-bound
     started = time.perf_counter()
     model = load_model(args.model)
-    result = evaluate_corpus(model, args.model, model_scheme(args.model, model.head.out_features), corpus)
+    result = evaluate_corpus(model, args.model, model_classes(args.model, model.head.out_features).scheme, corpus)
     write_json(args.out, metrics.rounded(result))
     print(
         f"evaluate: {result['clips']} clips of {args.corpus}, classes {', '.join(result['classes'])}: balanced "

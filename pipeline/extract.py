@@ -1,4 +1,5 @@
-"""Stage extract: every RAVDESS clip -> backend-identical MFCC sequence, cached in features/mfcc.h5.
+"""Stage extract: every RAVDESS clip, and every clip of data.train_corpora -> backend-identical MFCC
+sequence, cached in features/mfcc.h5.
 
     python -m pipeline.extract [--data DIR] [--out features/mfcc.h5] [--report features/extract_report.json]
 """
@@ -11,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
@@ -21,32 +23,62 @@ from tqdm import tqdm
 
 from pipeline import augment
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio
-from pipeline.config import ExtractConfig, load
+from pipeline.config import DataConfig, ExtractConfig, load
+from pipeline.corpora import clip_meta, ravdess_speaker, read_corpora
+from pipeline.corpus import Corpus
 from pipeline.errors import InputError, run_cli
 from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_mfcc
 from pipeline.outputs import atomic_path, check_writable, write_json
-from pipeline.ravdess import DATA, ClipInfo, find_clips, parse_name
+from pipeline.ravdess import DATA, find_clips, parse_name
 from pipeline.store import STORE, Clip, write_store
 
+Task = tuple[Path, dict[str, Any], list[augment.Variant], int]  # a clip's audio, store metadata, variants, seed
+Blame = Callable[[str], InputError]  # a reason -> the error naming where the clip came from
 
-def clip_features(path: Path, info: ClipInfo, variants: list[augment.Variant], seed: int) -> list[Clip]:
-    """The original clip and its variants, or InputError if the clip is unusable."""
+
+def clip_features(path: Path, meta: dict[str, Any], variants: list[augment.Variant], seed: int) -> list[Clip]:
+    """The original clip and its variants, or InputError if the clip is unusable. Variants are seeded
+    by the clip's store path."""
     audio = load_audio(path)
-    meta = {k: v for k, v in asdict(info).items() if k not in ("modality", "channel")}
     clips = [Clip({**meta, "variant": 0, "augment": ""}, usable_mfcc(audio, path))]
     for variant in variants:
-        varied = usable_mfcc(augment.apply(audio, variant, seed, info.path), f"{path} (variant {variant.name})")
+        varied = usable_mfcc(augment.apply(audio, variant, seed, meta["path"]), f"{path} (variant {variant.name})")
         clips.append(Clip({**meta, "variant": variant.index, "augment": variant.name}, varied))
     return clips
 
 
-def _work(task: tuple[Path, ClipInfo, list[augment.Variant], int]) -> list[Clip] | str:
+def _work(task: Task) -> list[Clip] | str:
     """One clip's sequences, or the reason it is unusable: returned, not raised, so that the pool goes on
     and on_error decides in the parent."""
     try:
         return clip_features(*task)
     except InputError as err:
         return err.reason
+
+
+def ravdess_clips(data_root: Path, on_error: str, skipped: list[dict[str, str]]) -> list[tuple[Path, dict[str, Any], Blame]]:
+    """RAVDESS's clips under data_root: audio, store metadata, blame. A file name that is not RAVDESS's is
+    an error, or with on_error=skip, listed in `skipped`."""
+    found = []
+    for path in find_clips(data_root):
+        try:
+            info = parse_name(path, data_root)
+        except InputError as err:
+            if on_error == "error":
+                raise
+            skipped.append({"path": path.relative_to(data_root).as_posix(), "reason": err.reason})
+            continue
+        meta = {k: v for k, v in asdict(info).items() if k not in ("modality", "channel")}
+        found.append((path, meta, lambda reason, path=path: InputError(path, reason)))
+    return found
+
+
+def corpus_clips(name: str, corpus: Corpus) -> list[tuple[Path, dict[str, Any], Blame]]:
+    """A training corpus's clips: their errors name the manifest's row (Corpus.row_error)."""
+    return [
+        (corpus.audio_path(row), clip_meta(name, row), lambda reason, n=n, row=row: corpus.row_error(n, row.path, reason))
+        for n, row in enumerate(corpus.rows, 1)
+    ]
 
 
 def _ignore_sigint() -> None:
@@ -79,22 +111,22 @@ def store_attrs(config: ExtractConfig) -> dict[str, Any]:
     }
 
 
-def extract(data_root: Path, out: Path, report: Path, config: ExtractConfig) -> dict[str, Any]:
-    """Run the stage; returns the report. Nothing is written unless every step succeeds."""
+def extract(
+    data_root: Path, out: Path, report: Path, config: ExtractConfig, corpora: dict[str, Corpus] | None = None
+) -> dict[str, Any]:
+    """Run the stage on RAVDESS and the training corpora (name -> corpus); returns the report. Nothing is
+    written unless every step succeeds."""
     on_error = config.on_error
     variants = augment.variants(config.augment)
     seed = config.augment.seed
     workers = config.workers or os.cpu_count() or 1
 
     skipped: list[dict[str, str]] = []
-    tasks = []
-    for path in find_clips(data_root):
-        try:
-            tasks.append((path, parse_name(path, data_root), variants, seed))
-        except InputError as err:
-            if on_error == "error":
-                raise
-            skipped.append({"path": path.relative_to(data_root).as_posix(), "reason": err.reason})
+    sources = ravdess_clips(data_root, on_error, skipped)
+    if corpora:  # the corpus columns, for RAVDESS's clips too; RAVDESS alone keeps its store as it was
+        sources = [(path, meta | ravdess_speaker(meta), blame) for path, meta, blame in sources]
+        sources += [clip for name, corpus in corpora.items() for clip in corpus_clips(name, corpus)]
+    tasks: list[Task] = [(path, meta, variants, seed) for path, meta, _ in sources]
 
     _constants()  # build the filterbank once, before the workers fork
     clips: list[Clip] = []
@@ -109,14 +141,14 @@ def extract(data_root: Path, out: Path, report: Path, config: ExtractConfig) -> 
             results = itertools.chain([first], pool.imap(_work, tasks[1:], chunksize=4))
         else:
             results = map(_work, tasks)  # one worker: no fork at all
-        progress = tqdm(zip(tasks, results), total=len(tasks), desc="extract", unit="clip", disable=None)
-        for done, (task, result) in enumerate(progress, start=1):
+        progress = tqdm(zip(sources, results), total=len(tasks), desc="extract", unit="clip", disable=None)
+        for done, ((_, meta, blame), result) in enumerate(progress, start=1):
             if progress.disable and done % max(1, len(tasks) // 10) == 0:  # a log, not a terminal: no bar
                 print(f"extract: {done}/{len(tasks)} clips, {time.perf_counter() - start:.0f} s", flush=True)
             if isinstance(result, str):
                 if on_error == "error":
-                    raise InputError(task[0], result)
-                skipped.append({"path": task[1].path, "reason": result})
+                    raise blame(result)
+                skipped.append({"path": meta["path"], "reason": result})
             else:
                 clips.extend(result)
     if not clips:
@@ -131,6 +163,8 @@ def extract(data_root: Path, out: Path, report: Path, config: ExtractConfig) -> 
         "frames": int(sum(len(c.mfcc) for c in clips)),
         "skipped": sorted(skipped, key=lambda s: s["path"]),
     }
+    if corpora:
+        summary["corpora"] = {name: sum(c.meta.get("corpus") == name for c in originals) for name in corpora}
     with atomic_path(report) as report_tmp:  # the report appears only if the store was written
         write_json(report_tmp, summary)
         write_store(out, clips, store_attrs(config))
@@ -149,7 +183,10 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("features/extract_report.json"))
     args = parser.parse_args()
     check_writable(args.out, args.report)
-    extract(args.data, args.out, args.report, load(ExtractConfig, "extract"))
+    config = load(ExtractConfig, "extract")
+    data = load(DataConfig, "data")
+    corpora = read_corpora(data.train_corpora, data.emotion_map)  # every manifest checked before any decoding
+    extract(args.data, args.out, args.report, config, corpora)
 
 
 if __name__ == "__main__":

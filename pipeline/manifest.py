@@ -1,4 +1,9 @@
-"""The split manifest (features/split.csv): its format, and the checks every reader applies."""
+"""The split manifest (features/split.csv): its format, and the checks every reader applies.
+
+Its `actor` column holds the unit the split assigns: a RAVDESS actor's number, or, for a clip of one of
+data.train_corpora, its namespaced speaker (`corpus:speaker`). Those speakers have no fold (FOLDLESS):
+they keep their split, train or val, in every cross-validation fold, whose folds are RAVDESS's actors'.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +16,7 @@ from pipeline.tables import read_csv
 SPLITS = ("train", "val", "test")
 COLUMNS = ["path", "actor", "gender", "split", "fold"]
 MANIFEST = Path("features/split.csv")  # dvc.yaml's split output: where every stage's --split defaults
+FOLDLESS = -1  # the fold of other corpora's speakers: in no fold's test or validation actors
 
 
 def validate(manifest: pd.DataFrame, emotions: pd.Series, source: str | Path) -> None:
@@ -32,5 +38,15 @@ def validate(manifest: pd.DataFrame, emotions: pd.Series, source: str | Path) ->
             raise InputError(source, f"split '{split}' lacks emotion codes {sorted(all_classes - present)}")
 
 
+def cv_folds(manifest: pd.DataFrame) -> list[int]:
+    """The cross-validation folds: RAVDESS's actors', never FOLDLESS."""
+    return sorted(int(f) for f in manifest["fold"].unique() if f != FOLDLESS)
+
+
 def read_manifest(path: str | Path) -> pd.DataFrame:
-    return read_csv(path, "split manifest not found (run the split stage)")
+    """The manifest; where other corpora's speakers make its actor column text, RAVDESS's actors read
+    back as the numbers they are in a RAVDESS-only manifest."""
+    manifest = read_csv(path, "split manifest not found (run the split stage)")
+    if manifest.get("actor") is not None and manifest["actor"].dtype == object:
+        manifest["actor"] = [int(a) if str(a).isdigit() else a for a in manifest["actor"]]
+    return manifest

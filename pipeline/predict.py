@@ -21,19 +21,8 @@ from pipeline.audio import load_audio
 from pipeline.errors import InputError, run_cli
 from pipeline.features import usable_mfcc
 from pipeline.inference import RULES, backend_replay, decide
+from pipeline.labels import model_classes
 from pipeline.model import EmotionLSTM, load_model
-
-
-def labels_for(model_path: Path, n_classes: int) -> list[str]:
-    """Class names from labels.json beside the model (written by the train stage)."""
-    labels_path = model_path.with_name("labels.json")
-    try:
-        names = [c["name"] for c in json.loads(labels_path.read_text())["classes"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise InputError(labels_path, f"cannot read the class list ({type(err).__name__})") from None
-    if len(names) != n_classes:
-        raise InputError(labels_path, f"lists {len(names)} classes, the model predicts {n_classes}")
-    return names
 
 
 def predict_file(model: EmotionLSTM, model_path: Path, path: str, names: list[str], rule: str) -> dict[str, Any]:
@@ -57,7 +46,7 @@ def main() -> int:
         raise InputError(args.model, "model file not found (run `dvc repro train`)")
     torch.set_num_threads(1)  # one-frame LSTM steps are latency-bound; extra threads only add overhead
     model = load_model(args.model)
-    names = labels_for(args.model, model.head.out_features)
+    names = list(model_classes(args.model, model.head.out_features).names)
     failed = False
     for path in args.files:
         try:

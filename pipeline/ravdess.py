@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 
+CORPUS = "ravdess"  # its name in a store that also holds other corpora (their manifests may not take it)
 DATA = Path("data/ravdess")  # dvc.yaml's fetch output: where fetch writes and extract reads by default
 AUDIO_SUFFIXES = (".wav", ".flac")
 N_ACTORS = 24

@@ -95,11 +95,11 @@ def suite_file(folder: Path, paths: Sequence[Path], keys: Sequence[str], speaker
 
 def write_suite(
     path: Path, paths: Sequence[Path], keys: Sequence[str], speakers: Sequence[int], names: Sequence[str], workers: int
-) -> None:
+) -> bool:
     """degraded_features saved to path (suite_file's), unless it is there already: cross-validation
-    reruns (another train config, the same clips) then skip the audio work."""
+    reruns (another train config, the same clips) then skip the audio work. Whether it did the work."""
     if path.is_file():
-        return
+        return False
     features = degraded_features(paths, keys, speakers, names, workers)
     arrays = {"keys": np.array(keys, dtype=str), "names": np.array(names, dtype=str)}
     for name, sequences in features.items():
@@ -108,6 +108,7 @@ def write_suite(
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, tmp.open("wb") as f:
         np.savez(f, **arrays)
+    return True
 
 
 def load_suite(path: Path, keys: Sequence[str]) -> dict[str, list[np.ndarray]]:

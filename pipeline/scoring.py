@@ -15,7 +15,11 @@ from pipeline.errors import InputError
 from pipeline.inference import RULES, backend_replay, decide
 from pipeline.model import EmotionLSTM
 
-REPLAY_TOLERANCE = 1e-5  # max |probability difference| allowed between batched and backend replay
+# Max |probability difference| allowed between the batched replay (oneDNN's fused LSTM) and the backend's
+# loop (EmotionLSTM.step, ATen's lstm_cell): float32 rounding drifts over a clip's ~400 frames, up to
+# 7.5e-6 and 9.2e-6 on two exported models' test clips; a replay that breaks the state or the
+# normalisation differs by 1e-2 or more.
+REPLAY_TOLERANCE = 1e-4
 
 
 def frames_after(seconds: float) -> int:

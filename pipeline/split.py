@@ -3,10 +3,14 @@
     python -m pipeline.split [--store features/mfcc.h5] [--out features/split.csv]
 
 Each split and each cross-validation fold holds as many male (odd id) as female (even id) actors.
+The speakers of other corpora in the store (data.train_corpora) go to train or val, per corpus,
+split.corpus_val_fraction of them to val, gender-balanced where their gender is known; they have no
+fold (manifest.FOLDLESS), so cross-validation stays over RAVDESS's actors.
 """
 from __future__ import annotations
 
 import argparse
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +18,9 @@ import pandas as pd
 
 from pipeline.config import PARAMS_FILE, SplitConfig, load
 from pipeline.errors import InputError, run_cli
-from pipeline.manifest import COLUMNS, MANIFEST, SPLITS, validate
+from pipeline.manifest import COLUMNS, FOLDLESS, MANIFEST, SPLITS, validate
 from pipeline.outputs import atomic_path
-from pipeline.ravdess import gender
+from pipeline.ravdess import CORPUS, gender
 from pipeline.store import STORE, FeatureStore
 
 
@@ -44,13 +48,38 @@ def assign_actors(actors: list[int], config: SplitConfig) -> pd.DataFrame:
     )
 
 
+def assign_speakers(corpus: str, genders: dict[str, str], config: SplitConfig) -> dict[str, str]:
+    """One other corpus's speaker -> train or val: corpus_val_fraction x speakers (rounded half up, at
+    most all but one) to val, drawn from male and female speakers in turn while both last, then from
+    the rest; deterministic from split.seed and the corpus's name (not its place in params)."""
+    rng = np.random.default_rng([config.seed, zlib.crc32(corpus.encode())])
+    by_gender = {g: list(rng.permutation(sorted(s for s in genders if genders[s] == g))) for g in ("male", "female")}
+    pairs = [s for pair in zip(by_gender["male"], by_gender["female"]) for s in pair]
+    rest = list(rng.permutation(sorted(set(genders) - set(pairs))))
+    n_val = min(int(config.corpus_val_fraction * len(genders) + 0.5), len(genders) - 1)
+    return {s: "val" if i < n_val else "train" for i, s in enumerate(pairs + rest)}
+
+
 def build_manifest(clips: pd.DataFrame, config: SplitConfig) -> pd.DataFrame:
-    """One row per original clip, sorted by path."""
+    """One row per original clip, sorted by path: RAVDESS's, then each other corpus's."""
     originals = clips[clips["variant"] == 0].sort_values("path")
-    actors = assign_actors(sorted(originals["actor"].unique().tolist()), config)
-    manifest = originals[["path", "actor", "emotion"]].merge(actors, on="actor", how="left")
+    others = originals[originals["corpus"] != CORPUS] if "corpus" in originals else originals.iloc[:0]
+    ravdess = originals.drop(others.index)
+    actors = assign_actors(sorted(ravdess["actor"].unique().tolist()), config)
+    manifest = ravdess[["path", "actor", "emotion"]].merge(actors, on="actor", how="left")
     manifest["gender"] = manifest["actor"].map(gender)
-    return manifest
+    if others.empty:
+        return manifest
+    parts = [manifest]
+    for corpus, rows in others.groupby("corpus", sort=True):
+        split_of = assign_speakers(str(corpus), dict(zip(rows["speaker"], rows["gender"])), config)
+        parts.append(
+            pd.DataFrame({
+                "path": rows["path"], "actor": rows["speaker"], "emotion": rows["emotion"], "gender": rows["gender"],
+                "split": rows["speaker"].map(split_of), "fold": FOLDLESS,
+            })
+        )
+    return pd.concat(parts, ignore_index=True)
 
 
 def main() -> None:
@@ -64,8 +93,11 @@ def main() -> None:
     validate(manifest, manifest["emotion"], args.out)
     with atomic_path(args.out) as tmp:
         manifest[COLUMNS].to_csv(tmp, index=False)
-    counts = manifest.drop_duplicates("actor").groupby("split")["actor"].apply(sorted).to_dict()
-    print(" | ".join(f"{s}: actors {counts.get(s, [])}" for s in SPLITS))
+    ravdess = manifest[manifest["fold"] != FOLDLESS]
+    counts = ravdess.drop_duplicates("actor").groupby("split")["actor"].apply(sorted).to_dict()
+    others = manifest[manifest["fold"] == FOLDLESS].drop_duplicates("actor")["split"].value_counts().to_dict()
+    summary = f" | other corpora: {others.get('train', 0)} train, {others.get('val', 0)} val speakers" if others else ""
+    print(" | ".join(f"{s}: actors {counts.get(s, [])}" for s in SPLITS) + summary)
 
 
 if __name__ == "__main__":

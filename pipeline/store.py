@@ -2,7 +2,9 @@
 
 Layout: /mfcc float32 (total_frames, 13); /offsets int64 (n_clips + 1), clip i is
 mfcc[offsets[i]:offsets[i + 1]]; /clips/<field> one entry per clip; root attributes record the
-feature contract and the library versions that computed it.
+feature contract and the library versions that computed it. A store that also holds other corpora
+(data.train_corpora) has /clips/corpus, /clips/speaker and /clips/gender too; RAVDESS's alone has not,
+so that its bytes stay what they were before other corpora existed.
 """
 from __future__ import annotations
 
@@ -22,18 +24,20 @@ STORE = Path("features/mfcc.h5")  # dvc.yaml's extract output: where every stage
 
 INT_FIELDS = ("actor", "emotion", "intensity", "statement", "repetition", "variant")
 STR_FIELDS = ("path", "augment")
+CORPUS_FIELDS = ("corpus", "speaker", "gender")  # strings, present for every clip or for none
 
 
 @dataclass
 class Clip:
     """One sequence to store: the clip's metadata and its (n_frames, 13) MFCCs."""
 
-    meta: dict[str, Any]  # path, actor, emotion, intensity, statement, repetition, variant, augment
+    meta: dict[str, Any]  # path, actor, emotion, intensity, statement, repetition, variant, augment[, CORPUS_FIELDS]
     mfcc: np.ndarray
 
 
 def write_store(path: str | Path, clips: Sequence[Clip], attrs: dict[str, Any]) -> None:
-    """Write all clips atomically. Same clips and attrs give the same bytes (no timestamps)."""
+    """Write all clips atomically. Same clips and attrs give the same bytes (no timestamps). CORPUS_FIELDS
+    are written when the clips carry them."""
     offsets = np.zeros(len(clips) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(c.mfcc) for c in clips])
     n_mfcc = int(attrs["n_mfcc"])
@@ -48,13 +52,15 @@ def write_store(path: str | Path, clips: Sequence[Clip], attrs: dict[str, Any]) 
             for field in INT_FIELDS:
                 data = np.array([c.meta[field] for c in clips], dtype=np.int64)
                 group.create_dataset(field, data=data, track_times=False)
-            for field in STR_FIELDS:
+            corpus_fields = CORPUS_FIELDS if clips and CORPUS_FIELDS[0] in clips[0].meta else ()
+            for field in STR_FIELDS + corpus_fields:
                 data = np.array([c.meta[field] for c in clips], dtype=h5py.string_dtype())
                 group.create_dataset(field, data=data, track_times=False)
 
 
 class FeatureStore:
-    """Read access: metadata as a DataFrame, any clip's sequence in O(1) without loading the rest."""
+    """Read access: metadata as a DataFrame (with CORPUS_FIELDS' columns where the store has them), any
+    clip's sequence in O(1) without loading the rest."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -68,7 +74,7 @@ class FeatureStore:
             self.offsets: np.ndarray = self._file["offsets"][:]
             clips = self._file["clips"]
             table = {field: clips[field][:] for field in INT_FIELDS}
-            for field in STR_FIELDS:
+            for field in STR_FIELDS + tuple(f for f in CORPUS_FIELDS if f in clips):
                 table[field] = clips[field].asstr()[:]
             n_frames = self._file["mfcc"].shape[0]
         except KeyError as err:

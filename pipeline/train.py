@@ -8,7 +8,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -17,20 +16,12 @@ from pipeline import metrics
 from pipeline.config import DataConfig, TrainConfig, load
 from pipeline.dataset import add_input_arguments, load_splits
 from pipeline.errors import run_cli
+from pipeline.labels import LABELS_FILE, labels_document
 from pipeline.outputs import atomic_paths, check_writable, write_json, write_text
-from pipeline.ravdess import EMOJI, class_names
+from pipeline.ravdess import class_names
 from pipeline.training import FitResult, fit
 
-
-def labels_document(scheme: str) -> dict[str, Any]:
-    """models/labels.json: what the frontend shows for each class index."""
-    return {
-        "scheme": scheme,
-        "classes": [{"index": i, "name": n, "emoji": EMOJI[n]} for i, n in enumerate(class_names(scheme))],
-    }
-
-
-MODEL_FILES = ("model.pth", "model_weights.pth", "labels.json")
+MODEL_FILES = ("model.pth", "model_weights.pth", LABELS_FILE)
 
 
 def export(result: FitResult, scheme: str, models_dir: Path) -> None:

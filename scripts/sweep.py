@@ -34,7 +34,7 @@ from pipeline.config import (
     parse,
 )
 from pipeline.crossval import SUITE_CACHE, aggregate, run_fold, suite_inputs
-from pipeline.manifest import MANIFEST, read_manifest
+from pipeline.manifest import MANIFEST, cv_folds, read_manifest
 from pipeline.ravdess import DATA
 from pipeline.robustness import check_names, suite_file, write_suite
 from pipeline.store import STORE
@@ -64,7 +64,7 @@ def main() -> None:
     experiments: dict[str, dict[str, Any]] = yaml.safe_load(args.experiments.read_text())
     scheme = load(DataConfig, "data").classes
     manifest = read_manifest(MANIFEST)
-    folds = args.folds or sorted(manifest["fold"].unique().tolist())
+    folds = args.folds or cv_folds(manifest)
     suites: dict[int, Path] = {}
     if not args.no_conditions:
         conditions = load(EvaluateConfig, "evaluate").conditions

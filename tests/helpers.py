@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 SR = 16000
 TIMEOUT = 240  # seconds per subprocess: a hang fails its test instead of the whole run
-SPLIT = {"val_actors": 2, "test_actors": 2, "folds": 4}  # the 8-actor synthetic corpus: 4 / 2 / 2 actors
+SPLIT = {"val_actors": 2, "test_actors": 2, "folds": 4, "corpus_val_fraction": 0.2}  # the 8-actor synthetic corpus: 4 / 2 / 2 actors
 TINY = {
     "hidden_size": 12, "num_layers": 1, "dropout": 0.1, "epochs": 3, "batch_size": 16, "patience": 10,
     "device": "cpu",  # the deterministic baseline, also where a GPU is present
@@ -77,6 +77,26 @@ def make_corpus(
                 sf.write(path, audio, sr, subtype="PCM_16")
                 paths.append(path)
     return paths
+
+
+def make_manifest_corpus(
+    folder: Path, name: str, speakers: dict[str, str], emotions: list[str] = RAVDESS8, takes: int = 1, seconds: float = 0.3
+) -> Path:
+    """Another corpus as a user would bring it: FOLDER/NAME/SPEAKER/EMOTION_TAKE.wav (synth_clip's tones,
+    speakers numbered from 30 so that they differ from the RAVDESS-named corpus's) and its manifest
+    FOLDER/NAME.csv; speakers maps each speaker to its gender (male, female or empty)."""
+    from pipeline.corpus import Row, write_manifest
+
+    rows = []
+    for number, (speaker, gender) in enumerate(speakers.items(), 30):
+        for emotion in emotions:
+            for take in range(takes):
+                rel = f"{name}/{speaker}/{emotion}_{take}.wav"
+                write_wav(folder / rel, synth_clip(RAVDESS8.index(emotion) + 1, number, take, seconds))
+                rows.append(Row(rel, emotion, speaker, gender))
+    manifest = folder / f"{name}.csv"
+    write_manifest(manifest, rows)
+    return manifest
 
 
 # ---- unusable audio files: each writer takes the path to write and returns it ----------------------

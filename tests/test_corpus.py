@@ -13,12 +13,14 @@ import pytest
 import torch
 
 from pipeline.corpus import Row, class_of, format_manifest, read_corpus
-from pipeline.corpus_eval import model_scheme, score_corpus
+from pipeline.corpus_eval import score_corpus
 from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
+from pipeline.labels import ModelClasses, labels_document, model_classes
 from pipeline.layouts import scan
 from pipeline.model import EmotionLSTM, load_model
+from pipeline.ravdess import SCHEMES
 from pipeline.scoring import score
 from tests.helpers import (
     FRONTEND6,
@@ -295,19 +297,28 @@ def test_score_corpus_counts_calm_as_neutral_and_other_classes_as_wrong() -> Non
     assert with_calm["balanced_accuracy"] == pytest.approx((0.5 + 1 + 0 + 1) / 4)
 
 
-def test_model_scheme(tmp_path: Path) -> None:
-    """labels.json beside the model names the scheme; without it, the output size does."""
+def test_model_classes(tmp_path: Path) -> None:
+    """labels.json beside the model names the classes; without it, the output size does; a list that
+    disagrees with the model or with every scheme is refused, naming labels.json."""
     model = tmp_path / "model.pth"
-    assert model_scheme(model, 8) == "ravdess8" and model_scheme(model, 6) == "frontend6"
+    assert model_classes(model, 8).scheme == "ravdess8" and model_classes(model, 6).scheme == "frontend6"
+    assert model_classes(model, 6).names == SCHEMES["frontend6"]
     with pytest.raises(InputError, match="predicts 5 classes"):
-        model_scheme(model, 5)
-    (tmp_path / "labels.json").write_text(json.dumps({"scheme": "frontend6", "classes": []}))
-    assert model_scheme(model, 6) == "frontend6"
-    with pytest.raises(InputError, match=r"labels.json: scheme frontend6 has 6 classes, the model predicts 8"):
-        model_scheme(model, 8)
-    (tmp_path / "labels.json").write_text("[]")
-    with pytest.raises(InputError, match=r"labels.json: cannot read the class scheme"):
-        model_scheme(model, 6)
+        model_classes(model, 5)
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(labels_document("frontend6")))
+    assert model_classes(model, 6) == ModelClasses("frontend6", SCHEMES["frontend6"])
+    with pytest.raises(InputError, match=r"labels.json: lists 6 classes, the model predicts 8"):
+        model_classes(model, 8)
+    labels.write_text(json.dumps({"classes": [{"name": n} for n in SCHEMES["ravdess8"]]}))  # no scheme: by its names
+    assert model_classes(model, 8).scheme == "ravdess8"
+    labels.write_text(json.dumps({"scheme": "ravdess8", "classes": [{"name": n} for n in "abcdefgh"]}))
+    with pytest.raises(InputError, match=r"labels.json: its classes a, b, .* are not a known class scheme"):
+        model_classes(model, 8)
+    for broken in ("[]", "{", '{"classes": [1, 2]}'):
+        labels.write_text(broken)
+        with pytest.raises(InputError, match=r"labels.json: cannot read the class list"):
+            model_classes(model, 6)
 
 
 # ---- evaluate --corpus on the synthetic project ------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The real DVC pipeline, end to end, on a small synthetic corpus inside a throwaway git repository.
+"""The real DVC pipeline, end to end, on a small synthetic corpus inside a throwaway git repository
+(and once more with a second corpus to train on and a third only scored).
 
 One test walks through what a user does with DVC: reproduce everything, reproduce again (nothing
 runs), change a split parameter (split and its descendants rerun, the features do not), change an
@@ -18,10 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import make_corpus
+from tests.helpers import make_corpus, make_manifest_corpus
 
 pytest.importorskip("dvc")
 if shutil.which("git") is None:
@@ -144,6 +146,7 @@ def dvc_project(tmp_path: Path) -> Project:
     root = tmp_path / "repo"
     root.mkdir()
     shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO / "corpora", root / "corpora")  # a dependency of extract and evaluate, even empty
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copyfile(REPO / name, root / name)
     # As in the real repository: the corpus (an uncached DVC output) stays out of git.
@@ -247,3 +250,55 @@ def test_dvc_pipeline_end_to_end(dvc_project: Project) -> None:
     workspace = json.loads(p.read("metrics/eval.json"))
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):  # exp show drops list-valued fields
         assert exp_metrics[key] == workspace[key], key
+
+
+def test_dvc_pipeline_on_two_corpora(dvc_project: Project) -> None:
+    """A user's own recordings trained on beside RAVDESS, and another corpus only scored: every stage
+    runs; the store, the split, the model's training set and metrics/corpora.json hold them; an
+    evaluation-only manifest's change reruns evaluate alone, a training one's extract and what follows."""
+    p = dvc_project
+    speakers = {"ann": "female", "bob": "male", "cat": "female", "dan": "male"}
+    make_manifest_corpus(p.root / "corpora/train", "mine", speakers)
+    held = make_manifest_corpus(p.root / "corpora/eval", "held", {"x1": "", "x2": ""}, ["neutral", "happy", "sad", "angry"])
+    p.set_params({
+        "data": {"train_corpora": ["corpora/train/mine.csv"], "eval_corpora": ["corpora/eval/held.csv"]},
+        "split": {"corpus_val_fraction": 0.5},
+    })
+    p.commit("two corpora")
+    assert p.run("git", "ls-files", "corpora").stdout.split() == [
+        "corpora/README.md", "corpora/eval/.gitignore", "corpora/eval/held.csv", "corpora/train/.gitignore", "corpora/train/mine.csv",
+    ]  # the manifests, not the audio
+
+    ran = p.repro()
+    assert sorted(ran) == sorted(STAGES), ran
+    report = json.loads(p.read("features/extract_report.json"))
+    assert report["clips"] == 128 + 32 and report["corpora"] == {"mine": 32}
+    split = pd.read_csv(p.root / "features/split.csv")
+    mine = split[split["actor"].str.startswith("mine:")].drop_duplicates("actor")
+    assert len(split) == 160 and set(mine["actor"]) == {f"mine:{s}" for s in speakers}
+    assert set(mine["fold"]) == {-1} and sorted(mine["split"]) == ["train", "train", "val", "val"]
+    assert sorted(mine[mine["split"] == "val"]["gender"]) == ["female", "male"]
+    train = json.loads(p.read("metrics/train.json"))
+    assert train["train_clips"] == (4 * 16 + 2 * 8) * (1 + len(report["variants"]))  # variants of both corpora
+    assert train["val_clips"] == 2 * 16 + 2 * 8
+    evaluation = json.loads(p.read("metrics/eval.json"))
+    assert evaluation["clips"] == 32 and all(isinstance(a, int) for a in evaluation["test_actors"])
+    corpora = json.loads(p.read("metrics/corpora.json"))
+    assert list(corpora) == ["held"] and corpora["held"]["clips"] == 8
+    assert corpora["held"]["classes"] == ["neutral", "happy", "sad", "angry"]
+    cv = json.loads(p.read("metrics/cv.json"))
+    assert sorted(a for f in cv["folds"] for a in f["test_actors"]) == list(range(1, 9))
+    p.commit("dvc repro")
+    assert p.status_clean(), p.dvc("status").stdout
+
+    held.write_text("".join(held.read_text().splitlines(keepends=True)[:-1]))  # one clip fewer
+    p.commit("held: one clip fewer")
+    assert p.repro() == ["evaluate"]  # eval.json, which the card quotes, is unchanged: the card is not rerun
+    assert json.loads(p.read("metrics/corpora.json"))["held"]["clips"] == 7
+
+    manifest = p.root / "corpora/train/mine.csv"
+    manifest.write_text("".join(manifest.read_text().splitlines(keepends=True)[:-1]))
+    p.commit("mine: one clip fewer")
+    ran = p.repro()
+    assert ran[:3] == ["extract", "split", "train"], ran
+    assert json.loads(p.read("features/extract_report.json"))["corpora"] == {"mine": 31}

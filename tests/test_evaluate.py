@@ -21,7 +21,10 @@ from pipeline.robustness import check_names, degraded_features
 from pipeline.scoring import early_curve, frames_after, replay_check
 from tests.helpers import RAVDESS8, assert_ok, assert_one_line_error, run_stages
 
-OUTPUTS = ("eval.json", "eval_predictions.csv", "early_decision.csv", "confusion.png", "robustness.json", "robustness.png")
+OUTPUTS = (
+    "eval.json", "eval_predictions.csv", "early_decision.csv", "confusion.png", "robustness.json", "robustness.png",
+    "corpora.json",  # data.eval_corpora's figures: {} here
+)
 Runs = dict[str, subprocess.CompletedProcess[str]]
 
 
@@ -109,6 +112,7 @@ def test_tables_and_plot(project: Path, runs: Runs, held_out: SplitData, frame_p
     assert_ok(runs["a"])
     out = project / "eval_a"
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)  # no temporary files left
+    assert json.loads((out / "corpora.json").read_text()) == {}  # no data.eval_corpora
     table = pd.read_csv(out / "eval_predictions.csv")
     assert list(table.columns) == ["path", "actual", "predicted"]
     assert table["path"].tolist() == held_out.clips["path"].tolist()

@@ -18,7 +18,7 @@ from pipeline.store import Clip, FeatureStore, write_store
 from tests.helpers import REPO, assert_one_line_error, clip_name, run_stage, sha256
 from tests.helpers import project_folder as project
 
-SMALL = {"seed": 0, "val_actors": 2, "test_actors": 2, "folds": 4}
+SMALL = {"seed": 0, "val_actors": 2, "test_actors": 2, "folds": 4, "corpus_val_fraction": 0.2}
 
 
 def fake_store(path: Path, actors: list[int], variants: int = 1) -> Path:
