@@ -48,10 +48,11 @@ def render(cv: dict[str, Any], test: dict[str, Any], robustness: dict[str, Any],
     scored = {n: c["last"] for n, c in folds.items() if n != "clean"} or {n: c["last"] for n, c in robustness.items() if n != "clean"}
     where = "cross-validated" if folds else "test actors"
     reference = ba["mean"] if folds else clean  # cv's clean figure is its balanced accuracy
+    hardest = min(scored, key=scored.get, default=None)
     conditions = (
         f"over the {len(scored)} recording conditions, balanced accuracy {np.mean(list(scored.values())):.3f} on average against"
-        f" {reference:.3f} clean ({where}); the worst, {min(scored, key=scored.get)}, {min(scored.values()):.3f} (table above)"
-        if scored and reference is not None else "recording conditions were not scored"
+        f" {reference:.3f} clean ({where}); the worst, {hardest}, {scored[hardest]:.3f} (table above)"
+        if hardest is not None and reference is not None else "recording conditions were not scored"
     )
     class_rows = "\n".join(
         f"| {c['index']} | {c['name']} | {c['emoji']} | {r:.3f} |" for c, r in zip(labels["classes"], recall)
