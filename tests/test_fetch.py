@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline import fetch
+from pipeline import acquire, fetch
 from pipeline.config import FetchConfig
 from pipeline.errors import InputError
 from tests.helpers import make_corpus, synth_clip
@@ -285,7 +285,7 @@ def test_official_download_is_verified_and_kept(
     def offline(*args: object, **kwargs: object) -> None:
         raise AssertionError("downloaded again although a verified archive was there")
 
-    monkeypatch.setattr(fetch.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(acquire.urllib.request, "urlopen", offline)
     fetch.fetch("official", dest, tmp_path / "data" / "validation.json")
     assert audio_files(dest) == audio_files(small_corpus)
 
