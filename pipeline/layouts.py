@@ -34,9 +34,15 @@ class NameLayout:
     emotions: Mapping[str, str | None]
     genders: Mapping[str, str] = field(default_factory=dict)  # speaker -> gender, where the corpus says
     ignore_case: bool = False  # labels then compare in lower case, speakers in upper case
+    # The speaker may be the folder instead (SAVEE's own download: AudioData/DC/a01.wav): the pattern is
+    # then matched against FOLDER_STEM too.
+    speaker_folders: bool = False
 
     def __call__(self, path: Path) -> Label:
-        found = re.fullmatch(self.pattern, path.stem, re.IGNORECASE if self.ignore_case else 0)
+        flags = re.IGNORECASE if self.ignore_case else 0
+        found = re.fullmatch(self.pattern, path.stem, flags)
+        if found is None and self.speaker_folders:
+            found = re.fullmatch(self.pattern, f"{path.parent.name}_{path.stem}", flags)
         if found is None:
             raise InputError(path, f"not named as {self.name} names its files (e.g. {self.example})")
         speaker, label = found["speaker"], found["label"]
@@ -81,9 +87,10 @@ TESS = NameLayout(  # its downloads spell some labels capitalised (OAF_bite_Fear
 SAVEE = NameLayout(
     "SAVEE",
     r"(?P<speaker>DC|JE|JK|KL)_(?P<label>[a-z]{1,2})\d\d",  # speaker, emotion, sentence
-    "DC_a01.wav",
+    "DC_a01.wav or DC/a01.wav",
     {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprised"},
     {"DC": "male", "JE": "male", "JK": "male", "KL": "male"},
+    speaker_folders=True,  # its AudioData.zip files each speaker's clips as DC/a01.wav
 )
 LAYOUTS: dict[str, Callable[[Path], Label]] = {
     "emodb": EMODB, "cremad": CREMA_D, "tess": TESS, "savee": SAVEE, "ravdess": ravdess,
@@ -100,11 +107,21 @@ class Scan:
     dropped: Counter[str]
 
 
-def scan(layout: str, folder: str | Path, manifest: str | Path, skip_unknown: bool = False) -> Scan:
+def manifest_path(path: str | Path, manifest: str | Path) -> str:
+    """path as a manifest's row names it: relative to the manifest's folder, with forward slashes."""
+    return Path(os.path.relpath(Path(path).absolute(), Path(manifest).absolute().parent)).as_posix()
+
+
+def scan(
+    layout: str, folder: str | Path, manifest: str | Path, skip_unknown: bool = False, placed_at: str | Path | None = None
+) -> Scan:
     """Every .wav/.flac file under folder as a row whose path is relative to the manifest's folder.
-    A file the layout cannot parse is an InputError naming it, or with skip_unknown, skipped."""
+    A file the layout cannot parse is an InputError naming it, or with skip_unknown, skipped.
+    placed_at: where the folder will be when the manifest is read, if not where it is now (fetch_corpus
+    scans the corpus in its staging folder, before moving it into place)."""
     parse = LAYOUTS[layout]
-    base = Path(manifest).absolute().parent
+    folder = Path(folder)
+    where = folder if placed_at is None else Path(placed_at)
     rows, skipped, dropped = [], [], Counter[str]()
     for path in find_clips(folder):
         try:
@@ -117,8 +134,7 @@ def scan(layout: str, folder: str | Path, manifest: str | Path, skip_unknown: bo
         if label.emotion is None:
             dropped[label.label] += 1
             continue
-        relative = Path(os.path.relpath(path.absolute(), base)).as_posix()
-        rows.append(Row(relative, label.emotion, label.speaker, label.gender))
+        rows.append(Row(manifest_path(where / path.relative_to(folder), manifest), label.emotion, label.speaker, label.gender))
     if not rows:
         raise InputError(folder, f"no usable row: no file names a class in the {layout} layout")
     return Scan(sorted(rows), skipped, dropped)
