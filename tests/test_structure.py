@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "pipeline"
 DVC_STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 # Modules run as commands: every one ends in run_cli(main); none may be imported by the package.
-COMMANDS = {"fetch", "extract", "split", "train", "evaluate", "cv", "card", "figures", "predict", "corpus_manifest"}
+COMMANDS = {"fetch", "extract", "split", "train", "evaluate", "cv", "card", "figures", "predict", "corpus_manifest", "fetch_corpus"}
 
 
 def imports_of(module: str) -> set[str]:
