@@ -4,8 +4,9 @@ every file decoded and its name parsed on arrival, counts held against what the 
 then its manifest (CONTRACT.md, "Other corpora"), so that training and evaluation can use it at once.
 
 Where each corpus is downloaded from, and under which license, is recorded here too. `official` (a
-download this pipeline verifies by itself) needs an official URL and a published checksum; no corpus
-here has both (see OFFICIAL_SEARCH), so `official` says where to get the corpus instead.
+download this pipeline verifies by itself) needs an official URL and a published checksum; for no
+corpus here were both found (the notes below PUBLISHED say where they were looked for), so `official`
+says where to get the corpus instead.
 """
 from __future__ import annotations
 
@@ -95,11 +96,11 @@ PUBLISHED: dict[str, Published] = {
 #   scripts (github.com/audeering/emodb, which fetch the same URL) nor other public code give a checksum.
 #   Zenodo records 7447302 / 16273947 hold audeering's audformat conversions, not the original archive.
 # - CREMA-D: no archive; tensorflow_datasets (audio/crema_d.py) downloads each AudioWAV file from
-#   media.githubusercontent.com and keeps their sha256s in a separate list, not one archive's checksum.
-# - TESS: the Dataverse record serves files one by one; PaddleAudio's zip with an md5 is a mirror on
-#   bj.bcebos.com, not the official host.
-# - SAVEE: download only after registration (tensorflow_datasets treats it as a manual download).
-OFFICIAL_SEARCH = "tensorflow_datasets, audb/audeering, PaddleAudio, the corpora's own pages"
+#   media.githubusercontent.com, checked against a separate checksum list, not one archive's checksum.
+# - TESS: the Dataverse record offers its files, not one archive with a published checksum;
+#   PaddleAudio's TESS zip with an md5 is a mirror on bj.bcebos.com, not the official host.
+# - SAVEE: download only after registration (tensorflow_datasets' savee.py asks for a manual download
+#   of AudioData.zip).
 
 
 def default_paths(manifest: Path) -> tuple[Path, Path]:
@@ -220,6 +221,8 @@ def arrive(
     check_writable(manifest, report_path)
     if source == OFFICIAL:
         official_download(published)  # before anything is staged
+        if checksum is not None:
+            raise InputError(OFFICIAL, f"--{checksum.algorithm} is for a URL or a local zip; official has its published checksum")
     local = None if source == OFFICIAL or is_url(source) else Path(source).expanduser()
     if checksum is not None and local is not None and local.is_dir():
         raise InputError(local, f"--{checksum.algorithm} checks an archive, and this source is a folder")
