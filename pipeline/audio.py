@@ -15,6 +15,11 @@ SAMPLE_RATE = 16000
 FRAME_LENGTH = int(0.025 * SAMPLE_RATE)  # 400 samples, 25 ms
 HOP_LENGTH = int(0.010 * SAMPLE_RATE)  # 160 samples, 10 ms
 
+
+def frames_after(seconds: float) -> int:
+    """Frames the backend has seen once `seconds` of audio have arrived (at least one)."""
+    return max(1, 1 + int((seconds * SAMPLE_RATE - FRAME_LENGTH) // HOP_LENGTH))
+
 # Limits read from the header before decoding. Decoding allocates float32 samples at the file's own
 # rate and again at 16 kHz, so a corrupt or hostile header would otherwise cost gigabytes: a 124 KB
 # WAV whose header says 1 Hz resamples to ~990 M samples, and 2 hours of digital silence compress

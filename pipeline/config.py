@@ -54,6 +54,11 @@ def even_positive() -> Any:
     return rule(lambda v: v > 0 and v % 2 == 0, "even and positive")
 
 
+def corpus_name(manifest: str | Path) -> str:
+    """corpora/train/emodb.csv -> emodb: the name that namespaces a corpus's clips and speakers."""
+    return Path(manifest).stem
+
+
 def manifests(folder: str) -> Any:
     """A list of corpus manifests `FOLDER/NAME.csv`, NAMEs distinct and not ravdess (a NAME namespaces
     its corpus's clips and speakers). dvc.yaml lists the folder as a dependency of the stage that reads
@@ -61,7 +66,7 @@ def manifests(folder: str) -> Any:
     pattern = re.compile(rf"{folder}/(?!{CORPUS}\.csv$)[A-Za-z0-9_-]+\.csv")
 
     def test(paths: tuple[str, ...]) -> bool:
-        return all(pattern.fullmatch(p) for p in paths) and len({Path(p).stem for p in paths}) == len(paths)
+        return all(pattern.fullmatch(p) for p in paths) and len({corpus_name(p) for p in paths}) == len(paths)
 
     return rule(test, f"a list of {folder}/NAME.csv with distinct NAMEs (letters, digits, _ or -; not {CORPUS})")
 
@@ -77,7 +82,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        both = sorted({Path(p).stem for p in self.train_corpora} & {Path(p).stem for p in self.eval_corpora})
+        both = sorted({corpus_name(p) for p in self.train_corpora} & {corpus_name(p) for p in self.eval_corpora})
         if both:
             reason = f"corpus {both[0]} is in data.train_corpora and data.eval_corpora (scored on its own training speakers?)"
             raise InputError(PARAMS_FILE, reason)

@@ -8,13 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import corpus_name
 from pipeline.corpus import Corpus, Row, read_corpus
 from pipeline.ravdess import CORPUS, EMOTIONS, gender
-
-
-def corpus_name(manifest: str | Path) -> str:
-    """corpora/train/emodb.csv -> emodb (pipeline.config checks that a list's names are distinct)."""
-    return Path(manifest).stem
 
 
 def read_corpora(manifests: Sequence[str | Path], emotion_map: Mapping[str, str | None]) -> dict[str, Corpus]:

@@ -49,11 +49,13 @@ def replay(model: EmotionLSTM, sequences: Sequence[torch.Tensor], batch_size: in
     return result
 
 
-def check_finite(frame_probs: Sequence[np.ndarray], model_path: str | PathLike[str]) -> list[np.ndarray]:
-    """frame_probs, or one line naming the model when any is NaN or Inf: no class can be chosen from
-    such an output, and every figure computed from it would look valid and mean nothing."""
+def check_finite(frame_probs: Sequence[np.ndarray], model_path: str | PathLike[str], clip: str = "") -> list[np.ndarray]:
+    """frame_probs, or one line naming the model (and the clip, when given) when any is NaN or Inf: no
+    class can be chosen from such an output, and every figure computed from it would look valid and
+    mean nothing."""
     if not all(np.isfinite(p).all() for p in frame_probs):
-        raise InputError(model_path, "the model's output is not finite (NaN or Inf): its weights are not usable")
+        where = f" for {clip}" if clip else ""
+        raise InputError(model_path, f"the model's output{where} is not finite (NaN or Inf): its weights are not usable")
     return list(frame_probs)
 
 

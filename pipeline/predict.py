@@ -14,13 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from pipeline.audio import load_audio
 from pipeline.errors import InputError, run_cli
 from pipeline.features import usable_mfcc
-from pipeline.inference import RULES, backend_replay, decide
+from pipeline.inference import RULES, backend_replay, check_finite, decide
 from pipeline.labels import model_classes
 from pipeline.model import EmotionLSTM, load_model
 
@@ -29,9 +28,7 @@ def predict_file(model: EmotionLSTM, model_path: Path, path: str, names: list[st
     """The backend's response for one file, or InputError if the file is unusable or the model's
     output is not finite (NaN is not JSON, and no class can be chosen from it)."""
     mfcc = usable_mfcc(load_audio(path), path)
-    probabilities = decide(backend_replay(model, mfcc), rule)
-    if not np.all(np.isfinite(probabilities)):
-        raise InputError(model_path, f"the model's output for {path} is not finite (NaN or Inf)")
+    probabilities = decide(check_finite([backend_replay(model, mfcc)], model_path, path)[0], rule)
     best = int(probabilities.argmax())
     return {"class": best, "confidence": [float(p) for p in probabilities], "label": names[best], "file": path}
 

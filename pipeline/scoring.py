@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import metrics
-from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE
+from pipeline.audio import frames_after
 from pipeline.dataset import SplitData
 from pipeline.errors import InputError
 from pipeline.inference import RULES, backend_replay, decide
@@ -20,11 +20,6 @@ from pipeline.model import EmotionLSTM
 # 7.5e-6 and 9.2e-6 on two exported models' test clips; a replay that breaks the state or the
 # normalisation differs by 1e-2 or more.
 REPLAY_TOLERANCE = 1e-4
-
-
-def frames_after(seconds: float) -> int:
-    """Frames the backend has seen once `seconds` of audio have arrived (at least one)."""
-    return max(1, 1 + int((seconds * SAMPLE_RATE - FRAME_LENGTH) // HOP_LENGTH))
 
 
 def score(frame_probs: Sequence[np.ndarray], labels: np.ndarray, names: Sequence[str]) -> dict[str, Any]:

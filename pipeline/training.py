@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline import metrics
+from pipeline.audio import frames_after
 from pipeline.config import PARAMS_FILE, TrainConfig
 from pipeline.dataset import SplitData, length_batches, pad, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, build_model, ensemble_of
-from pipeline.scoring import frames_after
 from pipeline.workers import pool as worker_pool
 
 

@@ -13,12 +13,13 @@ import torch
 import yaml
 
 from pipeline import metrics
+from pipeline.audio import frames_after
 from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, load_model
 from pipeline.robustness import check_names, degraded_features
-from pipeline.scoring import early_curve, frames_after, replay_check
+from pipeline.scoring import early_curve, replay_check
 from tests.helpers import RAVDESS8, assert_ok, assert_one_line_error, run_stages
 
 OUTPUTS = (
