@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.errors import InputError, run_cli
 from pipeline.outputs import check_writable, write_text
 
-INPUTS = ("cv.json", "eval.json", "robustness.json", "train.json")
+INPUTS = ("cv.json", "eval.json", "robustness.json", "train.json", "corpora.json")
 
 
 def read_json(path: Path) -> Any:
@@ -27,7 +27,27 @@ def read_json(path: Path) -> Any:
         raise InputError(path, f"not readable JSON ({type(err).__name__})") from None
 
 
-def render(cv: dict[str, Any], test: dict[str, Any], robustness: dict[str, Any], train: dict[str, Any], labels: dict[str, Any]) -> str:
+def corpora_section(corpora: dict[str, Any]) -> str:
+    """Cross-corpus figures (evaluate's data.eval_corpora): the first test of a model off RAVDESS's studio."""
+    if not corpora:
+        return "None was scored: list a corpus's manifest in `data.eval_corpora` (README, other corpora)."
+    rows = "\n".join(
+        f"| {name} | {c['clips']} | {c['speakers']} | {', '.join(c['classes'])} | {c['balanced_accuracy']:.3f} | "
+        f"{c['mean_prob']['balanced_accuracy']:.3f} | {1 / len(c['classes']):.3f} |"
+        for name, c in corpora.items()
+    )
+    return f"""Each scored over its own classes only (a prediction of another class counts as wrong), replayed as the
+backend runs; never trained on.
+
+| corpus | clips | speakers | classes | balanced accuracy | mean rule | chance |
+|---|---|---|---|---|---|---|
+{rows}"""
+
+
+def render(
+    cv: dict[str, Any], test: dict[str, Any], robustness: dict[str, Any], train: dict[str, Any], corpora: dict[str, Any],
+    labels: dict[str, Any],
+) -> str:
     """The card's Markdown; every figure is read from the metrics, none is typed in."""
     names = [c["name"] for c in labels["classes"]]
     confusion = np.array(cv["confusion"])
@@ -95,6 +115,10 @@ Recall per class (cross-validated, all folds):
 |---|---|---|{"---|" if folds else ""}
 {rows}
 
+## Other corpora
+
+{corpora_section(corpora)}
+
 ## Intended use and known limits
 - For a first, coarse reading of the emotion in a short utterance, shown to the speaker; not for
   decisions about people, not for clinical or hiring use.
@@ -112,8 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     out = args.models / "MODEL_CARD.md"
     check_writable(out)
-    cv, test, robustness, train = (read_json(args.metrics_dir / name) for name in INPUTS)
-    write_text(out, render(cv, test, robustness, train, read_json(args.models / "labels.json")))
+    cv, test, robustness, train, corpora = (read_json(args.metrics_dir / name) for name in INPUTS)
+    write_text(out, render(cv, test, robustness, train, corpora, read_json(args.models / "labels.json")))
 
 
 if __name__ == "__main__":

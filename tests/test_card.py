@@ -9,7 +9,10 @@ import pytest
 
 from tests.helpers import REPO, assert_ok, assert_one_line_error, run_stage
 
-INPUTS = ("metrics/cv.json", "metrics/eval.json", "metrics/robustness.json", "metrics/train.json", "models/labels.json")
+INPUTS = (
+    "metrics/cv.json", "metrics/eval.json", "metrics/robustness.json", "metrics/train.json", "metrics/corpora.json",
+    "models/labels.json",
+)
 
 
 @pytest.fixture()
@@ -38,6 +41,18 @@ def test_the_card_quotes_the_metrics(folder: Path) -> None:
     first = card
     assert_ok(run_stage(folder, "card"))
     assert (folder / "models/MODEL_CARD.md").read_text(encoding="utf-8") == first  # reruns are identical
+
+
+def test_the_card_gives_each_scored_corpus(folder: Path) -> None:
+    """data.eval_corpora's figures (metrics/corpora.json) get a row each; none scored is said, not left blank."""
+    assert_ok(run_stage(folder, "card"))
+    assert "None was scored: list a corpus's manifest in `data.eval_corpora`" in (folder / "models/MODEL_CARD.md").read_text(encoding="utf-8")
+    scored = {"clips": 535 - 81, "speakers": 10, "classes": ["neutral", "happy", "sad", "angry", "fearful", "disgust"],
+              "balanced_accuracy": 0.31234, "mean_prob": {"balanced_accuracy": 0.29876}}
+    (folder / "metrics/corpora.json").write_text(json.dumps({"emodb": scored}))
+    assert_ok(run_stage(folder, "card"))
+    card = (folder / "models/MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "| emodb | 454 | 10 | neutral, happy, sad, angry, fearful, disgust | 0.312 | 0.299 | 0.167 |" in card
 
 
 def test_a_missing_metric_is_one_line_and_writes_nothing(folder: Path) -> None:
