@@ -22,10 +22,32 @@ class InputError(Exception):
         return type(self), (self.path, self.reason)
 
 
+_interrupted = False
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C came at all. Python drops an exception raised inside a C
+    callback (numba's JIT cache notifies through ctypes) with a printed warning, and the command
+    then ran to its end and wrote its outputs (CI, 2026-12-01); the flag outlives the dropped one."""
+    if _interrupted:
+        raise KeyboardInterrupt
+
+
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run a command's main: input errors become one line on stderr and exit code 2, no traceback.
 
-    A closed stdout (`predict A B | head -1`) ends the command quietly, as SIGPIPE ends other tools."""
+    A closed stdout (`predict A B | head -1`) ends the command quietly, as SIGPIPE ends other tools.
+    Ctrl-C is remembered (check_interrupt), unless the command was started with SIGINT ignored."""
+    global _interrupted
+    _interrupted = False
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         code = main()
     except InputError as err:

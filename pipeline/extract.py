@@ -26,7 +26,7 @@ from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio
 from pipeline.config import DataConfig, ExtractConfig, load
 from pipeline.corpora import clip_meta, ravdess_speaker, read_corpora
 from pipeline.corpus import Corpus
-from pipeline.errors import InputError, run_cli
+from pipeline.errors import InputError, check_interrupt, run_cli
 from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_mfcc
 from pipeline.outputs import atomic_path, check_writable, write_json
 from pipeline.ravdess import DATA, find_clips, parse_name
@@ -143,6 +143,7 @@ def extract(
             results = map(_work, tasks)  # one worker: no fork at all
         progress = tqdm(zip(sources, results), total=len(tasks), desc="extract", unit="clip", disable=None)
         for done, ((_, meta, blame), result) in enumerate(progress, start=1):
+            check_interrupt()
             if progress.disable and done % max(1, len(tasks) // 10) == 0:  # a log, not a terminal: no bar
                 print(f"extract: {done}/{len(tasks)} clips, {time.perf_counter() - start:.0f} s", flush=True)
             if isinstance(result, str):

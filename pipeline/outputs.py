@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, check_interrupt
 
 
 @contextmanager
@@ -29,6 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        check_interrupt()  # an interrupted run publishes nothing, even where the interrupt was dropped
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

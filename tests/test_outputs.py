@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 from pipeline.errors import InputError
 from pipeline.outputs import atomic_paths, check_writable
 from tests.helpers import (
+    REPO,
     SPLIT,
     TINY,
     assert_no_files,
@@ -93,3 +97,27 @@ def test_stages_refuse_an_unwritable_output_before_the_work(tmp_path: Path) -> N
     assert_one_line_error(runs["extract"], "taken", "is a directory")
     for folder in ("models", "metrics", "out", ".cache"):
         assert_no_files(cwd / folder)
+
+
+def test_ctrl_c_dropped_inside_a_c_callback_still_stops_the_outputs(tmp_path: Path) -> None:
+    """Python prints and drops a KeyboardInterrupt raised inside a C callback (numba's JIT cache
+    notifies through ctypes: CI's interrupted extraction once wrote its store and exited 0). The
+    command must still exit 130 and publish nothing."""
+    script = (
+        "import ctypes, os, signal, sys\n"
+        "from pipeline.errors import run_cli\n"
+        "from pipeline.outputs import write_json\n"
+        "def main():\n"
+        "    ctypes.CFUNCTYPE(None)(lambda: os.kill(os.getpid(), signal.SIGINT))()\n"
+        "    write_json(sys.argv[1], {'written': True})\n"
+        "run_cli(main)\n"
+    )
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(out)], capture_output=True, text=True, cwd=REPO,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal, whatever ran pytest
+    )
+    assert "Exception ignored" in proc.stderr  # the interrupt really was dropped where it was raised
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: interrupted"
+    assert_no_files(tmp_path)
