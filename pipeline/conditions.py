@@ -217,11 +217,16 @@ def _babble(length: int, rng: np.random.Generator, babble: BabbleSource | None) 
     return babble.mix(length, rng)
 
 
+def add_at_snr(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """The clip plus the noise scaled to ``snr_db`` below the clip's speech power (module docstring)."""
+    noise = np.asarray(noise, dtype=np.float64)
+    target = speech_power(audio) / 10 ** (snr_db / 10)
+    return audio + noise * np.sqrt(target / np.mean(noise**2))
+
+
 def _noise(draw: Draw, snr_db: float) -> Transform:
     def transform(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:
-        noise = np.asarray(draw(len(audio), rng, babble), dtype=np.float64)
-        target = speech_power(audio) / 10 ** (snr_db / 10)
-        return audio + noise * np.sqrt(target / np.mean(noise**2))
+        return add_at_snr(audio, draw(len(audio), rng, babble), snr_db)
 
     return transform
 
@@ -280,10 +285,15 @@ def _room(name: str) -> Transform:
 # --- level and length ----------------------------------------------------------------------------
 
 
-def _clipping(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:
-    """Hard clip at 10% of the peak: 20 dB of overdrive, as with an input gain set far too high."""
-    limit = 0.1 * float(np.max(np.abs(audio)))
+def hard_clip(audio: np.ndarray, overdrive_db: float) -> np.ndarray:
+    """Hard clip ``overdrive_db`` below the peak, as with an input gain set that much too high."""
+    limit = 10 ** (-overdrive_db / 20) * float(np.max(np.abs(audio)))
     return np.clip(audio, -limit, limit)
+
+
+def _clipping(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:
+    """Hard clip at 10% of the peak: 20 dB of overdrive."""
+    return hard_clip(audio, 20.0)
 
 
 def _speech_only(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:

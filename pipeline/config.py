@@ -102,6 +102,8 @@ class AugmentConfig:
     time_stretch: tuple[float, ...] = each(lambda v: 0 < v < math.inf, "> 0 and finite")
     pitch_shift: tuple[float, ...] = each(math.isfinite, "(semitones), finite")
     colored_noise_snr_db: tuple[float, ...] = each(math.isfinite, "(dB), finite")
+    babble_snr_db: tuple[float, ...] = each(math.isfinite, "(dB), finite")
+    clipping_db: tuple[float, ...] = each(lambda v: 0 < v < math.inf, "(dB of overdrive), > 0 and finite")
 
 
 @dataclass(frozen=True)

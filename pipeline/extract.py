@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict
@@ -32,19 +33,49 @@ from pipeline.outputs import atomic_path, check_writable, write_json
 from pipeline.ravdess import DATA, find_clips, parse_name
 from pipeline.store import STORE, Clip, write_store
 
-Task = tuple[Path, dict[str, Any], list[augment.Variant], int]  # a clip's audio, store metadata, variants, seed
+# a clip's audio, store metadata, variants, seed, and the speaker's clips its babble is made of
+Task = tuple[Path, dict[str, Any], list[augment.Variant], int, list[Path]]
+BABBLE_TALKERS = 5  # voices in a babble variant's crowd
 Blame = Callable[[str], InputError]  # a reason -> the error naming where the clip came from
 
 
-def clip_features(path: Path, meta: dict[str, Any], variants: list[augment.Variant], seed: int) -> list[Clip]:
+def clip_features(
+    path: Path, meta: dict[str, Any], variants: list[augment.Variant], seed: int, talkers: list[Path]
+) -> list[Clip]:
     """The original clip and its variants, or InputError if the clip is unusable. Variants are seeded
     by the clip's store path."""
     audio = load_audio(path)
+    voices = [talker_audio(talker) for talker in talkers] if any(v.kind == "babble" for v in variants) else []
     clips = [Clip({**meta, "variant": 0, "augment": ""}, usable_mfcc(audio, path))]
     for variant in variants:
-        varied = usable_mfcc(augment.apply(audio, variant, seed, meta["path"]), f"{path} (variant {variant.name})")
+        varied = augment.apply(audio, variant, seed, meta["path"], voices)
+        varied = usable_mfcc(varied, f"{path} (variant {variant.name})")
         clips.append(Clip({**meta, "variant": variant.index, "augment": variant.name}, varied))
     return clips
+
+
+def talker_audio(path: Path) -> np.ndarray:
+    """A babble voice's audio; its failure names that clip, not the one being augmented."""
+    try:
+        return load_audio(path)
+    except InputError as err:
+        raise InputError(path, f"unusable as babble: {err.reason}") from None
+
+
+def babble_talkers(sources: list[tuple[Path, dict[str, Any], Blame]], seed: int) -> list[list[Path]]:
+    """For each clip, BABBLE_TALKERS other clips of its speaker (itself for a speaker of one clip), drawn by
+    (seed, clip path): the voices of its babble variants, which no other speaker's voice enters
+    (pipeline.augment)."""
+    by_speaker: dict[Any, list[int]] = {}
+    for i, (_, meta, _) in enumerate(sources):
+        by_speaker.setdefault(meta.get("speaker") or meta["actor"], []).append(i)
+    talkers = []
+    for i, (_, meta, _) in enumerate(sources):
+        others = [j for j in by_speaker[meta.get("speaker") or meta["actor"]] if j != i] or [i]  # alone: itself
+        rng = np.random.default_rng([seed, zlib.crc32(meta["path"].encode())])
+        chosen = sorted(rng.choice(len(others), size=min(BABBLE_TALKERS, len(others)), replace=False))
+        talkers.append([sources[others[k]][0] for k in chosen])
+    return talkers
 
 
 def _work(task: Task) -> list[Clip] | str:
@@ -126,7 +157,9 @@ def extract(
     if corpora:  # the corpus columns, for RAVDESS's clips too; RAVDESS alone keeps its store as it was
         sources = [(path, meta | ravdess_speaker(meta), blame) for path, meta, blame in sources]
         sources += [clip for name, corpus in corpora.items() for clip in corpus_clips(name, corpus)]
-    tasks: list[Task] = [(path, meta, variants, seed) for path, meta, _ in sources]
+    babble = any(v.kind == "babble" for v in variants)
+    talkers = babble_talkers(sources, seed) if babble else [[] for _ in sources]
+    tasks: list[Task] = [(path, meta, variants, seed, voices) for (path, meta, _), voices in zip(sources, talkers)]
 
     _constants()  # build the filterbank once, before the workers fork
     clips: list[Clip] = []

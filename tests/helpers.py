@@ -148,7 +148,9 @@ def project_folder(folder: Path, **edits: dict[str, Any]) -> Path:
     """A project folder holding the repo's params.yaml, augmentation off, some keys replaced."""
     folder.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["extract"]["augment"].update(noise_snr_db=[], time_stretch=[], pitch_shift=[], colored_noise_snr_db=[])  # they cost time
+    params["extract"]["augment"].update(  # they cost time
+        noise_snr_db=[], time_stretch=[], pitch_shift=[], colored_noise_snr_db=[], babble_snr_db=[], clipping_db=[]
+    )
     for section, values in edits.items():
         for key, value in values.items():  # a nested mapping (extract.augment) is merged, not replaced
             known = params[section].get(key)
@@ -161,7 +163,8 @@ def serial_config(**augment: Any) -> ExtractConfig:
     """The repo's extract params on one worker (no fork inside pytest), augmentation off unless given."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())["extract"]
     params["augment"] = {
-        **params["augment"], "noise_snr_db": [], "time_stretch": [], "pitch_shift": [], "colored_noise_snr_db": [], **augment
+        **params["augment"], "noise_snr_db": [], "time_stretch": [], "pitch_shift": [], "colored_noise_snr_db": [],
+        "babble_snr_db": [], "clipping_db": [], **augment
     }
     return parse(ExtractConfig, {**params, "workers": 1}, "extract")
 

@@ -21,7 +21,8 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline import augment
+from pipeline import augment, conditions
+from pipeline import extract as extract_module
 from pipeline.extract import extract
 from tests.helpers import (
     REPO,
@@ -71,7 +72,10 @@ BAD: dict[str, tuple[str, Any, tuple[str, ...]]] = {
                  ("silent",)),
     "nan": (f"Actor_02/{clip_name(7, 1, 1, 1, 2)}.wav", non_finite(np.nan), ("non-finite samples",)),
 }
-AUGMENT = {"seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2], "colored_noise_snr_db": [10]}
+AUGMENT = {
+    "seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2], "colored_noise_snr_db": [10],
+    "babble_snr_db": [10], "clipping_db": [20],
+}
 
 
 @pytest.fixture(scope="module")
@@ -311,11 +315,11 @@ def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run]
     reseeded = read_store(tmp_path / "mfcc.h5")
     store = read_store(runs["aug_a"][0] / "out/mfcc.h5")
     rows = np.flatnonzero(store["path"] == reseeded["path"][0])
-    assert len(rows) == len(reseeded["path"]) == 5
+    assert len(rows) == len(reseeded["path"]) == 7
     for variant, row in enumerate(rows):
         ours = store["mfcc"][store["offsets"][row] : store["offsets"][row + 1]]
         theirs = reseeded["mfcc"][reseeded["offsets"][variant] : reseeded["offsets"][variant + 1]]
-        assert np.array_equal(ours, theirs) == (variant not in (1, 4)), variant  # the two noises follow it
+        assert np.array_equal(ours, theirs) == (variant not in (1, 4, 5)), variant  # the noises and babble follow it
 
 
 def test_colored_noise_has_its_snr_and_a_colour_per_clip() -> None:
@@ -334,3 +338,40 @@ def test_colored_noise_has_its_snr_and_a_colour_per_clip() -> None:
         slopes.append(10 * np.log10(low / high))
     assert max(slopes) - min(slopes) > 6, slopes  # exponents drawn per clip
     np.testing.assert_array_equal(augment.apply(audio, variant, 0, "k"), augment.apply(audio, variant, 0, "k"))
+
+
+def test_babble_is_the_speakers_other_clips_at_its_snr() -> None:
+    """A crowd of the speaker's own clips, 2-5 semitones away, mixed at the nominal SNR over the speech span
+    (as the suite measures SNR); the same draw every run, another for another clip."""
+    audio = synth_clip(3, 1, 0, seconds=2.0)
+    talkers = [synth_clip(e, 1, 0, seconds=1.5) for e in (1, 2, 4, 5, 6)]
+    variant = augment.Variant(1, "babble", 8.0)
+    mixed = augment.apply(audio, variant, 0, "Actor_01/a.wav", talkers)
+    babble = mixed.astype(np.float64) - audio
+    snr = 10 * np.log10(conditions.speech_power(audio) / np.mean(babble**2))
+    assert abs(snr - 8.0) < 0.05, snr
+    np.testing.assert_array_equal(mixed, augment.apply(audio, variant, 0, "Actor_01/a.wav", talkers))
+    assert not np.array_equal(mixed, augment.apply(audio, variant, 0, "Actor_01/b.wav", talkers))
+    with pytest.raises(ValueError, match="babble"):
+        augment.apply(audio, variant, 0, "Actor_01/a.wav")
+
+
+def test_babble_talkers_are_other_clips_of_the_same_speaker() -> None:
+    sources = [(Path(f"{actor}/{take}.wav"), {"path": f"{actor}/{take}", "actor": actor}, None)
+               for actor in (1, 2, 3) for take in range(8 if actor < 3 else 1)]
+    talkers = extract_module.babble_talkers(sources, seed=0)
+    for (path, meta, _), voices in zip(sources, talkers):
+        if meta["actor"] == 3:
+            assert voices == [path]  # a speaker of one clip: its own voice, shifted
+            continue
+        assert len(voices) == extract_module.BABBLE_TALKERS == len(set(voices))
+        assert path not in voices and all(v.parts[0] == path.parts[0] for v in voices)
+    assert talkers == extract_module.babble_talkers(sources, seed=0)
+    assert talkers != extract_module.babble_talkers(sources, seed=1)
+
+
+def test_clipping_variant_clips_its_overdrive_below_the_peak() -> None:
+    audio = synth_clip(3, 1, 0, seconds=1.0)
+    clipped = augment.apply(audio, augment.Variant(1, "clipping", 26.0), 0, "k")
+    limit = 10 ** (-26 / 20) * np.max(np.abs(audio))
+    assert np.isclose(np.max(np.abs(clipped)), limit) and np.mean(np.abs(clipped) >= limit * 0.999) > 0.2
