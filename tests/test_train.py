@@ -154,7 +154,7 @@ def test_split_data_travels_to_workers_as_one_array(splits: dict[str, SplitData]
 
 def test_fit_learns_the_synthetic_emotions(splits: dict[str, SplitData]) -> None:
     """Each synthetic emotion has its own pitch: a slightly bigger model separates them quickly."""
-    result = fit(splits, 8, train_config(hidden_size=32, epochs=8, batch_size=8, lr=0.01, dropout=0.0))
+    result = fit(splits, 8, train_config(hidden_size=32, epochs=16, batch_size=8, lr=0.01, dropout=0.0))
     (best_epoch,) = result.best_epoch
     best = result.history[best_epoch - 1]
     assert best["val_balanced_accuracy"] >= 0.6, [r["val_balanced_accuracy"] for r in result.history]
