@@ -142,7 +142,6 @@ class TrainConfig:
     frame_loss_weight: float = finite_at_least_0()
     class_weighting: bool
     augment_variants: bool
-    variants_per_epoch: int = at_least(0)
     ensemble: int = at_least(1)
     channel_augment_db: float = finite_at_least_0()
     cmn_prior_frames: float = finite_at_least_0()

@@ -113,24 +113,6 @@ def length_batches(lengths: torch.Tensor, batch_size: int, rng: np.random.Genera
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def variant_groups(clips: pd.DataFrame) -> list[np.ndarray]:
-    """Each clip's rows in a split, its original first: a variant shares its original's store path."""
-    order = np.lexsort((clips["variant"].to_numpy(), pd.factorize(clips["path"])[0]))
-    paths = clips["path"].to_numpy()[order]
-    starts = np.flatnonzero(np.r_[True, paths[1:] != paths[:-1]])
-    return np.split(order, starts[1:])
-
-
-def epoch_rows(groups: list[np.ndarray], variants: int, rng: np.random.Generator) -> np.ndarray:
-    """Every clip's original and `variants` of its cached variants, drawn anew each epoch: the variety
-    of the whole cache at a fraction of an epoch's cost (a clip with fewer variants gives them all)."""
-    drawn = [
-        group if len(group) <= variants + 1 else np.r_[group[0], rng.choice(group[1:], variants, replace=False)]
-        for group in groups
-    ]
-    return np.sort(np.concatenate(drawn))
-
-
 def random_crop(sequence: torch.Tensor, frames: int, rng: np.random.Generator) -> torch.Tensor:
     """A random window of `frames` consecutive frames (the whole sequence when it is not longer).
     Features are per frame, so this equals the features of the audio cut at the window's frames, as

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from pipeline import metrics
 from pipeline.audio import frames_after
 from pipeline.config import PARAMS_FILE, TrainConfig
-from pipeline.dataset import SplitData, epoch_rows, length_batches, pad, random_crop, variant_groups
+from pipeline.dataset import SplitData, length_batches, pad, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, build_model, ensemble_of
@@ -173,9 +173,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     weight = class_weights(train.labels, n_classes).to(device) if config.class_weighting else None
     opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    groups = variant_groups(train.clips) if config.variants_per_epoch else None
-    epoch_size = len(train) if groups is None else sum(min(len(g), config.variants_per_epoch + 1) for g in groups)
-    steps_per_epoch = math.ceil(epoch_size / config.batch_size)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, warmup) if config.schedule == "cosine" else 1.0
@@ -190,9 +188,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
         model.train()
         lr = optimizer.param_groups[0]["lr"]
         loss_sum, train_pred, train_true = 0.0, [], []
-        rows = np.arange(len(train)) if groups is None else epoch_rows(groups, config.variants_per_epoch, rng)
-        for batch in length_batches(train.lengths[rows], config.batch_size, rng):
-            idx = rows[batch]
+        for idx in length_batches(train.lengths, config.batch_size, rng):
             sequences = [train.sequences[i] for i in idx]
             if config.crop_seconds > 0:
                 sequences = [random_crop(seq, crop_frames, rng) for seq in sequences]
@@ -219,7 +215,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
 
         tr = metrics.summary(np.concatenate(train_true), np.concatenate(train_pred), n_classes)
         va = validation(model, val, n_classes)
-        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / len(rows), "val_loss": va.pop("loss")}
+        row = {"epoch": epoch, "lr": lr, "train_loss": loss_sum / len(train), "val_loss": va.pop("loss")}
         row |= {f"train_{k}": v for k, v in tr.items()} | {f"val_{k}": v for k, v in va.items()}
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_bacc=f"{va['balanced_accuracy']:.3f}")

@@ -17,7 +17,7 @@ import yaml
 
 from pipeline import metrics
 from pipeline.config import TrainConfig, parse
-from pipeline.dataset import SplitData, epoch_rows, load_splits, random_crop, variant_groups
+from pipeline.dataset import SplitData, load_splits, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import backend_replay, decide, replay
 from pipeline.model import EmotionLSTM, RunningCMNLSTM, ensemble_of, load_model
@@ -230,30 +230,6 @@ def test_variants_never_leave_the_training_actors(tmp_path: Path) -> None:
         index = {(p, v): i for i, (p, v) in enumerate(zip(fs.clips["path"], fs.clips["variant"]))}
         for row, seq in zip(train.clips.itertuples(), train.sequences):
             np.testing.assert_array_equal(seq.numpy(), fs.sequence(index[(row.path, row.variant)]))
-
-
-def test_each_epoch_draws_each_clips_original_and_some_of_its_variants() -> None:
-    clips = pd.DataFrame({"path": ["b", "a", "b", "a", "c", "b", "a", "b"], "variant": [2, 1, 0, 0, 0, 1, 2, 3]})
-    groups = variant_groups(clips)
-    assert [clips["path"].iloc[g].unique().tolist() for g in groups] == [["b"], ["a"], ["c"]]
-    assert [clips["variant"].iloc[g].tolist() for g in groups] == [[0, 1, 2, 3], [0, 1, 2], [0]]
-    rng = np.random.default_rng(0)
-    draws = [epoch_rows(groups, 2, rng) for _ in range(40)]
-    for rows in draws:  # b: original + 2 of 3; a: all of its 2; c: its original
-        assert len(rows) == 3 + 3 + 1 and {2, 3, 4} <= set(rows.tolist())
-    assert set(np.concatenate(draws).tolist()) == set(range(len(clips)))  # every variant comes up
-    assert len({tuple(r) for r in draws}) > 1  # anew each epoch
-    assert epoch_rows(groups, 3, rng).tolist() == list(range(len(clips)))
-
-
-def test_drawing_as_many_variants_as_there_are_trains_as_taking_all(tmp_path: Path) -> None:
-    """The draw touches neither the order nor the random stream when it keeps every sequence."""
-    store, manifest_path, _ = variant_store(tmp_path)  # one variant per clip
-    data = load_splits(store, manifest_path, "ravdess8", train_variants=True)
-    full = fit(data, 8, train_config(epochs=2, variants_per_epoch=0))
-    drawn = fit(data, 8, train_config(epochs=2, variants_per_epoch=1))
-    assert state_equal(full.model.state_dict(), drawn.model.state_dict())
-    assert full.history == drawn.history
 
 
 # ---- the CLI as DVC runs it ----------------------------------------------------------------------------
