@@ -276,26 +276,27 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
     assert_ok(proc)
     store = read_store(cwd / "out/mfcc.h5")
     n_clips = len(list(small_corpus.rglob("*.wav")))
-    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10"]
-    assert len(store["path"]) == 5 * n_clips
+    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10", "babble=10", "clipping=20"]
+    assert len(store["path"]) == 7 * n_clips
     for path in set(store["path"]):
         rows = np.flatnonzero(store["path"] == path)
-        assert store["variant"][rows].tolist() == [0, 1, 2, 3, 4]
+        assert store["variant"][rows].tolist() == [0, 1, 2, 3, 4, 5, 6]
         assert store["augment"][rows].tolist() == names
         for field in ("actor", "emotion", "intensity", "statement", "repetition"):
             assert len(set(store[field][rows].tolist())) == 1
-        original, noisy, stretched, shifted, colored = (
+        original, noisy, stretched, shifted, colored, babbled, clipped = (
             store["mfcc"][store["offsets"][r] : store["offsets"][r + 1]] for r in rows
         )
         # Noise (and the leakage of stretch and shift) fills the synthetic clips' digital silence,
         # whose frames the original skips: the noisy variant keeps every frame of the clip.
         assert len(noisy) > len(original) and not np.allclose(noisy[-len(original) :], original, atol=1e-3)
         assert abs(len(stretched) - len(noisy) / 1.1) <= 2  # 10 % faster: 10 % fewer frames
-        assert len(original) <= len(shifted) <= len(noisy) == len(colored)  # same duration
+        assert len(original) <= len(shifted) <= len(noisy) == len(colored) == len(babbled)  # same duration
+        assert len(clipped) >= len(original) and not np.allclose(clipped[-len(original) :], original, atol=1e-3)
         middle = slice(len(original) // 4, len(original) // 2)
         assert not np.allclose(shifted[-len(original) :][middle], original[middle], atol=1e-1)
     report = json.loads((cwd / "out/report.json").read_text())
-    assert report["clips"] == n_clips and report["sequences"] == 5 * n_clips
+    assert report["clips"] == n_clips and report["sequences"] == 7 * n_clips
     assert report["variants"] == names[1:]
 
 
