@@ -45,7 +45,7 @@ def clip_features(
     """The original clip and its variants, or InputError if the clip is unusable. Variants are seeded
     by the clip's store path."""
     audio = load_audio(path)
-    voices = [talker_audio(talker) for talker in talkers] if any(v.kind == "babble" for v in variants) else []
+    voices = [talker_audio(talker) for talker in talkers]  # none unless a babble variant needs them
     clips = [Clip({**meta, "variant": 0, "augment": ""}, usable_mfcc(audio, path))]
     for variant in variants:
         varied = augment.apply(audio, variant, seed, meta["path"], voices)
@@ -66,12 +66,13 @@ def babble_talkers(sources: list[tuple[Path, dict[str, Any], Blame]], seed: int)
     """For each clip, BABBLE_TALKERS other clips of its speaker (itself for a speaker of one clip), drawn by
     (seed, clip path): the voices of its babble variants, which no other speaker's voice enters
     (pipeline.augment)."""
+    speakers = [meta.get("speaker") or meta["actor"] for _, meta, _ in sources]
     by_speaker: dict[Any, list[int]] = {}
-    for i, (_, meta, _) in enumerate(sources):
-        by_speaker.setdefault(meta.get("speaker") or meta["actor"], []).append(i)
+    for i, speaker in enumerate(speakers):
+        by_speaker.setdefault(speaker, []).append(i)
     talkers = []
     for i, (_, meta, _) in enumerate(sources):
-        others = [j for j in by_speaker[meta.get("speaker") or meta["actor"]] if j != i] or [i]  # alone: itself
+        others = [j for j in by_speaker[speakers[i]] if j != i] or [i]  # alone: itself
         rng = np.random.default_rng([seed, zlib.crc32(meta["path"].encode())])
         chosen = sorted(rng.choice(len(others), size=min(BABBLE_TALKERS, len(others)), replace=False))
         talkers.append([sources[others[k]][0] for k in chosen])
