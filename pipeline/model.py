@@ -22,7 +22,12 @@ Hidden = tuple[torch.Tensor, torch.Tensor]
 
 
 class EmotionLSTM(nn.Module):
-    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step."""
+    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step.
+
+    With attention pooling the output reads, besides the LSTM's last state, a running
+    softmax-weighted mean of every step's state so far (ResLSTM-SA's pooling, streamed): the
+    decision draws on the whole clip. Its running sums travel in the state pair (CONTRACT.md).
+    """
 
     def __init__(
         self,
@@ -31,6 +36,8 @@ class EmotionLSTM(nn.Module):
         num_layers: int = 2,
         num_classes: int = 8,
         dropout: float = 0.3,
+        attention: bool = False,
+        score_units: int = 1,
     ) -> None:
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(input_size))
@@ -39,7 +46,14 @@ class EmotionLSTM(nn.Module):
             input_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, num_classes)
+        if attention:  # score_units: 1 for one model; an ensemble gives every unit its member's score (ensemble_of)
+            self.score = nn.Linear(hidden_size, score_units)
+        self.head = nn.Linear(2 * hidden_size if attention else hidden_size, num_classes)
+
+    @property
+    def scorer(self) -> nn.Linear | None:
+        """Attention pooling's score layer; None without pooling (and in models saved before it existed)."""
+        return self._modules.get("score")
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -48,20 +62,66 @@ class EmotionLSTM(nn.Module):
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
         so right padding never changes a sequence's own steps."""
-        z, lstm_hidden, carried = self.normalise(x, hidden)
+        lstm_hidden, norm_state, pool_state = self.unpack(hidden)
+        z, norm_state = self.normalise(x, norm_state)
         out, lstm_hidden = self.lstm(z, lstm_hidden)
-        return self.head(self.dropout(out)), self.pack(lstm_hidden, carried)
+        logits, pool_state = self.readout(out, pool_state)
+        return logits, self.pack(lstm_hidden, norm_state, pool_state)
 
-    def normalise(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden | None, torch.Tensor | None]:
-        """The LSTM's input, its (h, c), and whatever else the state carries (nothing here)."""
-        return (x - self.feature_mean) / self.feature_std, hidden, None
+    def normalise(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The LSTM's input and the normalisation's state after x (none here: fixed statistics)."""
+        return (x - self.feature_mean) / self.feature_std, None
 
-    def pack(self, lstm_hidden: Hidden, carried: torch.Tensor | None) -> Hidden:
-        return lstm_hidden
+    def norm_state_size(self) -> int:
+        return 0
 
-    def resized(self, hidden_size: int) -> EmotionLSTM:
+    def pool_state_size(self) -> int:
+        return 0 if self.scorer is None else self.lstm.hidden_size + self.scorer.out_features
+
+    def readout(self, out: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits from the top layer's states (batch, steps, hidden), and the pooling's state after them.
+
+        Attention: step t reads sum_s a_s h_s / sum_s a_s over steps s <= t, with weights
+        a_s = exp(SCORE_BOUND * tanh(score(h_s))): bounded, so that the running sums stay finite in
+        float32 without a running maximum. The state is those two sums (step() updates them in place
+        of the cumulative sums)."""
+        if self.scorer is None:
+            return self.head(self.dropout(out)), None
+        weights = torch.exp(SCORE_BOUND * torch.tanh(self.scorer(out)))
+        total, norm = (weights * out).cumsum(1), weights.cumsum(1)
+        if state is not None:
+            size = self.lstm.hidden_size
+            total, norm = total + state[:, None, :size], norm + state[:, None, size:]
+        logits = self.head(self.dropout(torch.cat([out, total / norm], dim=-1)))
+        return logits, torch.cat([total[:, -1], norm[:, -1]], dim=-1)
+
+    def unpack(self, hidden: Hidden | None) -> tuple[Hidden | None, torch.Tensor | None, torch.Tensor | None]:
+        """The state pair as (LSTM (h, c), normalisation state, pooling state): (h, [c | norm | pool])."""
+        extra = self.norm_state_size() + self.pool_state_size()
+        if hidden is None or extra == 0:
+            return hidden, None, None
+        h, packed = hidden
+        size = self.lstm.hidden_size
+        states = packed[0, :, size:]
+        split = self.norm_state_size()
+        norm_state = states[:, :split] if split else None
+        pool_state = states[:, split:] if self.scorer is not None else None
+        return (h, packed[..., :size].contiguous()), norm_state, pool_state
+
+    def pack(self, lstm_hidden: Hidden, norm_state: torch.Tensor | None, pool_state: torch.Tensor | None) -> Hidden:
+        extras = [s for s in (norm_state, pool_state) if s is not None]
+        if not extras:
+            return lstm_hidden
+        h, c = lstm_hidden
+        carried = torch.cat(extras, dim=-1) if len(extras) > 1 else extras[0]
+        return h, torch.cat([c, carried.unsqueeze(0).expand(c.shape[0], -1, -1)], dim=-1)
+
+    def resized(self, hidden_size: int, score_units: int = 1) -> EmotionLSTM:
         """A fresh model like this one but of another width (what ensemble_of merges into)."""
-        return type(self)(self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p)
+        return type(self)(
+            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
+            attention=self.scorer is not None, score_units=score_units,
+        )
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         if x.shape[1] == 1 and not self.training:  # the backend's call: one frame at a time
@@ -75,19 +135,33 @@ class EmotionLSTM(nn.Module):
         ~2.5x more per frame. Equal to frame_logits to float rounding, not bit for bit: ATen's cell and
         oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
         probabilities up to 7.5e-6, README)."""
-        z, lstm_hidden, carried = self.normalise(x, hidden)
+        lstm_hidden, norm_state, pool_state = self.unpack(hidden)
+        z, norm_state = self.normalise(x, norm_state)
         z = z[:, 0]
         if lstm_hidden is None:
             zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
             lstm_hidden = (zeros, zeros)
         h0, c0 = lstm_hidden
         hs, cs = [], []
-        for layer, weights in enumerate(self.lstm.all_weights):  # [w_ih, w_hh, b_ih, b_hh] per layer
-            h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights)
+        weights = self.lstm._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer; all_weights rebuilds it per call
+        for layer in range(self.lstm.num_layers):
+            h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights[4 * layer : 4 * layer + 4])
             hs.append(h)
             cs.append(c)
             z = h
-        return self.head(z), self.pack((torch.stack(hs), torch.stack(cs)), carried)
+        if self.scorer is None:
+            return self.head(z), self.pack((torch.stack(hs), torch.stack(cs)), norm_state, None)
+        norm = torch.exp(SCORE_BOUND * torch.tanh(self.scorer(z)))  # readout's sums, one step on
+        if pool_state is None:
+            total = norm * z
+        else:
+            size = self.lstm.hidden_size
+            total, norm = torch.addcmul(pool_state[:, :size], norm, z), norm + pool_state[:, size:]
+        logits = self.head(torch.cat([z, total / norm], dim=-1))
+        return logits, self.pack((torch.stack(hs), torch.stack(cs)), norm_state, torch.cat([total, norm], dim=-1))
+
+
+SCORE_BOUND = 5.0  # attention scores lie in +-5: weights within e^10 of one another
 
 
 class RunningCMNLSTM(EmotionLSTM):
@@ -97,46 +171,47 @@ class RunningCMNLSTM(EmotionLSTM):
 
     The running mean starts from the training actors' mean, weighted as `prior_frames` frames, so
     that the first frames are not normalised by themselves alone. The backend's state pair carries
-    the running sum and frame count after the LSTM's own c: (h, [c | sum, count]) (CONTRACT.md).
+    the running sum and frame count after the LSTM's own c: (h, [c | sum, count | pooling]) (CONTRACT.md).
     """
 
     def __init__(self, *args: Any, prior_frames: float = 100.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # EmotionLSTM's sizes and dropout
+        super().__init__(*args, **kwargs)  # EmotionLSTM's sizes, dropout and pooling
         self.prior_frames = float(prior_frames)
 
-    def normalise(self, x: torch.Tensor, hidden: Hidden | None) -> tuple[torch.Tensor, Hidden | None, torch.Tensor]:
+    def norm_state_size(self) -> int:
+        return self.lstm.input_size + 1
+
+    def normalise(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         batch, steps, features = x.shape
-        if hidden is None:
-            lstm_hidden, total, count = None, x.new_zeros(batch, features), x.new_zeros(batch, 1)
+        if state is None:
+            total, count = x.new_zeros(batch, features), x.new_zeros(batch, 1)
         else:
-            h, packed = hidden
-            size = self.lstm.hidden_size
-            lstm_hidden = (h, packed[..., :size].contiguous())
-            total, count = packed[0, :, size : size + features], packed[0, :, size + features :]
+            total, count = state[:, :features], state[:, features:]
         deviation = x - self.feature_mean  # sums stay small next to c0's raw magnitude (~ -1131)
         running = total[:, None, :] + deviation.cumsum(1)
         frames = count[:, None, :] + torch.arange(1, steps + 1, dtype=x.dtype, device=x.device)[None, :, None]
         z = (deviation - running / (self.prior_frames + frames)) / self.feature_std
-        return z, lstm_hidden, torch.cat([running[:, -1], count + steps], dim=1)
+        return z, torch.cat([running[:, -1], count + steps], dim=1)
 
-    def pack(self, lstm_hidden: Hidden, carried: torch.Tensor | None) -> Hidden:
-        h, c = lstm_hidden
-        return h, torch.cat([c, carried.unsqueeze(0).expand(c.shape[0], -1, -1)], dim=-1)
-
-    def resized(self, hidden_size: int) -> RunningCMNLSTM:
+    def resized(self, hidden_size: int, score_units: int = 1) -> RunningCMNLSTM:
         return RunningCMNLSTM(
             self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
-            prior_frames=self.prior_frames,
+            attention=self.scorer is not None, score_units=score_units, prior_frames=self.prior_frames,
         )
 
 
 def build_model(
-    input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float, cmn_prior_frames: float
+    input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float, cmn_prior_frames: float,
+    pooling: str = "last",
 ) -> EmotionLSTM:
-    """The model train.* asks for: plain, or with running mean normalisation (cmn_prior_frames > 0)."""
+    """The model train.* asks for: plain, or with running mean normalisation (cmn_prior_frames > 0);
+    read from the last state alone (pooling last) or with attention pooling too (pooling attention)."""
+    attention = pooling == "attention"
     if cmn_prior_frames > 0:
-        return RunningCMNLSTM(input_size, hidden_size, num_layers, num_classes, dropout, prior_frames=cmn_prior_frames)
-    return EmotionLSTM(input_size, hidden_size, num_layers, num_classes, dropout)
+        return RunningCMNLSTM(
+            input_size, hidden_size, num_layers, num_classes, dropout, attention=attention, prior_frames=cmn_prior_frames
+        )
+    return EmotionLSTM(input_size, hidden_size, num_layers, num_classes, dropout, attention=attention)
 
 
 def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
@@ -145,8 +220,9 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
     The members run side by side inside a single nn.LSTM of hidden size sum(member sizes): every
     gate's weights are block-diagonal, so member k's units only ever see the input and member k's
     own units. The backend gets a plain model with the usual (h, c) state, at the cost of one LSTM
-    of the summed width. Members must share input size, depth, classes and input statistics (they
-    are trained on the same actors).
+    of the summed width; with attention pooling, every unit weighs its steps by its own member's
+    score, so each member's pooled states come out as they would alone. Members must share input
+    size, depth, classes and input statistics (they are trained on the same actors).
     """
     first = members[0]
     size, layers = first.lstm.hidden_size, first.lstm.num_layers
@@ -158,9 +234,15 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
         if not (same and same_input):
             raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
-    if any(type(m) is not type(first) or getattr(m, "prior_frames", None) != getattr(first, "prior_frames", None) for m in members):
-        raise ValueError("ensemble members must be of one kind (plain, or the same running normalisation)")
-    merged = first.resized(n * size)
+    if any(
+        type(m) is not type(first)
+        or getattr(m, "prior_frames", None) != getattr(first, "prior_frames", None)
+        or (m.scorer is None) != (first.scorer is None)
+        for m in members
+    ):
+        raise ValueError("ensemble members must be of one kind (plain, or the same running normalisation and pooling)")
+    attention = first.scorer is not None
+    merged = first.resized(n * size, score_units=n * size if attention and n > 1 else 1)
     merged.set_normalisation(first.feature_mean, first.feature_std)
     with torch.no_grad():
         for name, target in merged.lstm.named_parameters():
@@ -175,7 +257,19 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
                         target[rows] = block
                     else:
                         target[rows, k * size : (k + 1) * size] = block
-        merged.head.weight.copy_(torch.cat([m.head.weight for m in members], dim=1) / n)
+        if attention and n == 1:
+            merged.score.load_state_dict(first.score.state_dict())
+        elif attention:  # every unit's score is its member's: member k's pooled units weigh by member k's attention
+            merged.score.weight.zero_()
+            for k, member in enumerate(members):
+                block = slice(k * size, (k + 1) * size)
+                merged.score.weight[block, block] = member.score.weight.expand(size, -1)
+                merged.score.bias[block] = member.score.bias
+        # the head reads [h | pooled]: each half is the members' side by side
+        halves = 2 if attention else 1
+        merged.head.weight.copy_(
+            torch.cat([m.head.weight[:, j * size : (j + 1) * size] for j in range(halves) for m in members], dim=1) / n
+        )
         merged.head.bias.copy_(torch.stack([m.head.bias for m in members]).mean(0))
     # What gets exported: the backend's loop runs without torch.no_grad(), so parameters that
     # required gradients would grow an autograd graph frame after frame (CONTRACT.md).
