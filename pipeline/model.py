@@ -10,7 +10,6 @@ import re
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -25,8 +24,9 @@ class EmotionLSTM(nn.Module):
     """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step.
 
     With attention pooling the output reads, besides the LSTM's last state, a running
-    softmax-weighted mean of every step's state so far (ResLSTM-SA's pooling, streamed): the
-    decision draws on the whole clip. Its running sums travel in the state pair (CONTRACT.md).
+    attention-weighted mean of every step's state so far (ResLSTM-SA's pooling, streamed): the
+    decision draws on the whole clip. Its two running sums travel in the state pair as two more
+    rows of c: (h, [c of each layer | weighted sum | weight sum]) (CONTRACT.md).
     """
 
     def __init__(
@@ -61,64 +61,37 @@ class EmotionLSTM(nn.Module):
 
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
-        so right padding never changes a sequence's own steps."""
-        lstm_hidden, norm_state, pool_state = self.unpack(hidden)
-        z, norm_state = self.normalise(x, norm_state)
-        out, lstm_hidden = self.lstm(z, lstm_hidden)
-        logits, pool_state = self.readout(out, pool_state)
-        return logits, self.pack(lstm_hidden, norm_state, pool_state)
+        so right padding never changes a sequence's own steps.
 
-    def normalise(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The LSTM's input and the normalisation's state after x (none here: fixed statistics)."""
-        return (x - self.feature_mean) / self.feature_std, None
-
-    def norm_state_size(self) -> int:
-        return 0
-
-    def pool_state_size(self) -> int:
-        return 0 if self.scorer is None else self.lstm.hidden_size + self.scorer.out_features
-
-    def readout(self, out: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits from the top layer's states (batch, steps, hidden), and the pooling's state after them.
-
-        Attention: step t reads sum_s a_s h_s / sum_s a_s over steps s <= t, with weights
-        a_s = exp(SCORE_BOUND * tanh(score(h_s))): bounded, so that the running sums stay finite in
-        float32 without a running maximum. The state is those two sums (step() updates them in place
-        of the cumulative sums)."""
+        Attention: step t reads sum_s a_s h_s / sum_s a_s over steps s <= t (running sums, so the
+        backend's one-frame calls give the same), a_s = attention_weights(h_s)."""
+        lstm_hidden, pooled = self.split_state(hidden)
+        out, (h, c) = self.lstm((x - self.feature_mean) / self.feature_std, lstm_hidden)
         if self.scorer is None:
-            return self.head(self.dropout(out)), None
-        weights = torch.exp(SCORE_BOUND * torch.tanh(self.scorer(out)))
+            return self.head(self.dropout(out)), (h, c)
+        weights = self.attention_weights(out)
         total, norm = (weights * out).cumsum(1), weights.cumsum(1)
-        if state is not None:
-            size = self.lstm.hidden_size
-            total, norm = total + state[:, None, :size], norm + state[:, None, size:]
+        if pooled is not None:
+            total, norm = total + pooled[0][:, None], norm + pooled[1][:, None]
         logits = self.head(self.dropout(torch.cat([out, total / norm], dim=-1)))
-        return logits, torch.cat([total[:, -1], norm[:, -1]], dim=-1)
+        return logits, (h, torch.cat([c, total[None, :, -1], norm[None, :, -1].expand_as(total[None, :, -1])]))
 
-    def unpack(self, hidden: Hidden | None) -> tuple[Hidden | None, torch.Tensor | None, torch.Tensor | None]:
-        """The state pair as (LSTM (h, c), normalisation state, pooling state): (h, [c | norm | pool])."""
-        extra = self.norm_state_size() + self.pool_state_size()
-        if hidden is None or extra == 0:
-            return hidden, None, None
-        h, packed = hidden
-        size = self.lstm.hidden_size
-        states = packed[0, :, size:]
-        split = self.norm_state_size()
-        norm_state = states[:, :split] if split else None
-        pool_state = states[:, split:] if self.scorer is not None else None
-        return (h, packed[..., :size].contiguous()), norm_state, pool_state
+    def attention_weights(self, states: torch.Tensor) -> torch.Tensor:
+        """exp of a score bounded to +-SCORE_BOUND: the running sums stay finite in float32 without
+        the running maximum a softmax would need."""
+        return torch.exp(SCORE_BOUND * torch.tanh(self.scorer(states)))
 
-    def pack(self, lstm_hidden: Hidden, norm_state: torch.Tensor | None, pool_state: torch.Tensor | None) -> Hidden:
-        extras = [s for s in (norm_state, pool_state) if s is not None]
-        if not extras:
-            return lstm_hidden
-        h, c = lstm_hidden
-        carried = torch.cat(extras, dim=-1) if len(extras) > 1 else extras[0]
-        return h, torch.cat([c, carried.unsqueeze(0).expand(c.shape[0], -1, -1)], dim=-1)
+    def split_state(self, hidden: Hidden | None) -> tuple[Hidden | None, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The state pair as the LSTM's (h, c) and attention's (weighted sum, weight sum) (None: a clip's start)."""
+        if hidden is None or self.scorer is None:
+            return hidden, None
+        h, c = hidden
+        layers = self.lstm.num_layers
+        return (h, c[:layers]), (c[layers], c[layers + 1, :, : self.scorer.out_features])
 
     def resized(self, hidden_size: int, score_units: int = 1) -> EmotionLSTM:
         """A fresh model like this one but of another width (what ensemble_of merges into)."""
-        return type(self)(
+        return EmotionLSTM(
             self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
             attention=self.scorer is not None, score_units=score_units,
         )
@@ -135,83 +108,39 @@ class EmotionLSTM(nn.Module):
         ~2.5x more per frame. Equal to frame_logits to float rounding, not bit for bit: ATen's cell and
         oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
         probabilities up to 7.5e-6, README)."""
-        lstm_hidden, norm_state, pool_state = self.unpack(hidden)
-        z, norm_state = self.normalise(x, norm_state)
-        z = z[:, 0]
+        z = ((x - self.feature_mean) / self.feature_std)[:, 0]
+        lstm_hidden, pooled = self.split_state(hidden)
         if lstm_hidden is None:
             zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
             lstm_hidden = (zeros, zeros)
         h0, c0 = lstm_hidden
+        weights = self.lstm._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer; all_weights rebuilds lists per call
         hs, cs = [], []
-        weights = self.lstm._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer; all_weights rebuilds it per call
         for layer in range(self.lstm.num_layers):
             h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights[4 * layer : 4 * layer + 4])
             hs.append(h)
             cs.append(c)
             z = h
         if self.scorer is None:
-            return self.head(z), self.pack((torch.stack(hs), torch.stack(cs)), norm_state, None)
-        norm = torch.exp(SCORE_BOUND * torch.tanh(self.scorer(z)))  # readout's sums, one step on
-        if pool_state is None:
+            return self.head(z), (torch.stack(hs), torch.stack(cs))
+        norm = self.attention_weights(z)  # frame_logits' running sums, one step on
+        if pooled is None:
             total = norm * z
         else:
-            size = self.lstm.hidden_size
-            total, norm = torch.addcmul(pool_state[:, :size], norm, z), norm + pool_state[:, size:]
+            total, norm = torch.addcmul(pooled[0], norm, z), norm + pooled[1]
         logits = self.head(torch.cat([z, total / norm], dim=-1))
-        return logits, self.pack((torch.stack(hs), torch.stack(cs)), norm_state, torch.cat([total, norm], dim=-1))
+        return logits, (torch.stack(hs), torch.stack(cs + [total, norm.expand_as(total)]))
 
 
 SCORE_BOUND = 5.0  # attention scores lie in +-5: weights within e^10 of one another
 
 
-class RunningCMNLSTM(EmotionLSTM):
-    """EmotionLSTM with causal cepstral mean normalisation: each frame minus the running mean of the
-    clip's frames so far, so that a fixed microphone or line response (a constant offset on every
-    frame's MFCCs) cancels as the clip goes on.
-
-    The running mean starts from the training actors' mean, weighted as `prior_frames` frames, so
-    that the first frames are not normalised by themselves alone. The backend's state pair carries
-    the running sum and frame count after the LSTM's own c: (h, [c | sum, count | pooling]) (CONTRACT.md).
-    """
-
-    def __init__(self, *args: Any, prior_frames: float = 100.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # EmotionLSTM's sizes, dropout and pooling
-        self.prior_frames = float(prior_frames)
-
-    def norm_state_size(self) -> int:
-        return self.lstm.input_size + 1
-
-    def normalise(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, steps, features = x.shape
-        if state is None:
-            total, count = x.new_zeros(batch, features), x.new_zeros(batch, 1)
-        else:
-            total, count = state[:, :features], state[:, features:]
-        deviation = x - self.feature_mean  # sums stay small next to c0's raw magnitude (~ -1131)
-        running = total[:, None, :] + deviation.cumsum(1)
-        frames = count[:, None, :] + torch.arange(1, steps + 1, dtype=x.dtype, device=x.device)[None, :, None]
-        z = (deviation - running / (self.prior_frames + frames)) / self.feature_std
-        return z, torch.cat([running[:, -1], count + steps], dim=1)
-
-    def resized(self, hidden_size: int, score_units: int = 1) -> RunningCMNLSTM:
-        return RunningCMNLSTM(
-            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
-            attention=self.scorer is not None, score_units=score_units, prior_frames=self.prior_frames,
-        )
-
-
 def build_model(
-    input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float, cmn_prior_frames: float,
-    pooling: str = "last",
+    input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float, pooling: str = "last"
 ) -> EmotionLSTM:
-    """The model train.* asks for: plain, or with running mean normalisation (cmn_prior_frames > 0);
-    read from the last state alone (pooling last) or with attention pooling too (pooling attention)."""
-    attention = pooling == "attention"
-    if cmn_prior_frames > 0:
-        return RunningCMNLSTM(
-            input_size, hidden_size, num_layers, num_classes, dropout, attention=attention, prior_frames=cmn_prior_frames
-        )
-    return EmotionLSTM(input_size, hidden_size, num_layers, num_classes, dropout, attention=attention)
+    """The model train.* asks for: read from the last state alone (pooling last), or with attention
+    pooling too (pooling attention)."""
+    return EmotionLSTM(input_size, hidden_size, num_layers, num_classes, dropout, attention=pooling == "attention")
 
 
 def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
@@ -234,13 +163,8 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
         if not (same and same_input):
             raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
-    if any(
-        type(m) is not type(first)
-        or getattr(m, "prior_frames", None) != getattr(first, "prior_frames", None)
-        or (m.scorer is None) != (first.scorer is None)
-        for m in members
-    ):
-        raise ValueError("ensemble members must be of one kind (plain, or the same running normalisation and pooling)")
+    if any((m.scorer is None) != (first.scorer is None) for m in members):
+        raise ValueError("ensemble members must be of one kind (all with attention pooling or none)")
     attention = first.scorer is not None
     merged = first.resized(n * size, score_units=n * size if attention and n > 1 else 1)
     merged.set_normalisation(first.feature_mean, first.feature_std)
@@ -277,7 +201,7 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
 
 
 # Everything a pickled EmotionLSTM refers to, for torch.load(..., weights_only=True).
-SAFE_GLOBALS = [EmotionLSTM, RunningCMNLSTM, nn.LSTM, nn.Linear, nn.Dropout, set]
+SAFE_GLOBALS = [EmotionLSTM, nn.LSTM, nn.Linear, nn.Dropout, set]
 
 
 def load_model(path: str | PathLike[str], map_location: str | torch.device = "cpu") -> EmotionLSTM:

@@ -165,7 +165,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
 
     model = build_model(
         train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout,
-        config.cmn_prior_frames, config.pooling,
+        config.pooling,
     )
     frames = torch.cat(train.sequences).double()
     model.set_normalisation(frames.mean(0).float(), frames.std(0).float())

@@ -16,7 +16,7 @@ import torch
 from pipeline.errors import InputError
 from pipeline.features import backend_mfcc
 from pipeline.inference import backend_replay, decide, replay
-from pipeline.model import SCORE_BOUND, SAFE_GLOBALS, EmotionLSTM, RunningCMNLSTM, build_model, ensemble_of, load_model
+from pipeline.model import SAFE_GLOBALS, SCORE_BOUND, EmotionLSTM, build_model, ensemble_of, load_model
 from tests.helpers import REPO, TIMEOUT, cli_env, synth_clip
 
 # Feature statistics on the backend's raw MFCC scale (c0 of a near-silent frame is -1131.4).
@@ -64,17 +64,15 @@ def test_frame_by_frame_with_hidden_equals_the_whole_sequence(num_layers: int) -
     assert float((torch.stack(fresh) - whole).abs().max()) > 1e-3
 
 
-@pytest.mark.parametrize("kind", ["plain", "ensemble", "cmn", "attention", "attention ensemble", "attention cmn"])
+@pytest.mark.parametrize("kind", ["plain", "ensemble", "attention", "attention ensemble"])
 def test_the_single_frame_path_equals_the_sequence_path_to_1e6(kind: str) -> None:
     """forward on one frame runs torch.lstm_cell per layer (the lean path); it must give nn.LSTM's
     logits and state, for a batch too, and build no autograd graph once parameters are frozen."""
     model = {
         "plain": lambda: make_model(2),
         "ensemble": lambda: ensemble_of([make_model(2, seed=s) for s in (1, 2)]),
-        "cmn": make_cmn,
         "attention": make_attention,
         "attention ensemble": lambda: ensemble_of([make_attention(seed=s) for s in (1, 2)]),
-        "attention cmn": lambda: make_attention(cmn_prior=50.0),
     }[kind]()
     x = torch.stack([raw_sequence(40, seed=3), raw_sequence(40, seed=4)])  # a batch of 2
     with torch.no_grad():
@@ -84,7 +82,7 @@ def test_the_single_frame_path_equals_the_sequence_path_to_1e6(kind: str) -> Non
             output, hidden = model(x[:, t : t + 1], hidden)
             steps.append(output)
     assert float((torch.stack(steps, 1) - whole).abs().max()) <= 1e-6 * float(whole.abs().max())
-    for got, want in zip(hidden, (h_whole, c_whole)):  # c may carry the running sum of raw frames (cmn)
+    for got, want in zip(hidden, (h_whole, c_whole)):  # c may carry attention's running sums
         assert float((got - want).abs().max()) <= 1e-6 * max(1.0, float(want.abs().max()))
     model.requires_grad_(False)
     output, hidden = model(x[:, :1], None)  # the backend's loop, without torch.no_grad()
@@ -158,70 +156,13 @@ def test_ensemble_of_one_is_the_member_and_mismatched_members_are_refused() -> N
         ensemble_of([single, other_statistics])
 
 
-# ---- running cepstral mean normalisation ----------------------------------------------------------------
-
-
-def make_cmn(prior: float = 50.0, hidden: int = 16, seed: int = 0) -> RunningCMNLSTM:
-    torch.manual_seed(seed)
-    model = RunningCMNLSTM(13, hidden, 2, 8, dropout=0.3, prior_frames=prior)
-    model.set_normalisation(MEAN, STD)
-    return model.eval()
-
-
-def test_running_cmn_frame_by_frame_equals_the_whole_sequence() -> None:
-    """The running sum and count travel in the state pair the backend passes back: the backend's
-    loop, the whole sequence, and a padded batch all give the same probabilities."""
-    model = make_cmn()
-    x = raw_sequence(120, seed=7)
-    with torch.no_grad():
-        whole = torch.softmax(model.frame_logits(x[None])[0][0], dim=-1).numpy()
-        _, (h, c) = model(x[None, :1], None)
-    assert h.shape == (2, 1, 16) and c.shape == (2, 1, 16 + 13 + 1)  # (h, [c | sum, count])
-    np.testing.assert_allclose(backend_replay(model, x), whole, atol=TOL, rtol=0)
-    batched = replay(model, [x[:30], x, x[:1]])
-    np.testing.assert_allclose(batched[1], whole, atol=TOL, rtol=0)
-    np.testing.assert_allclose(batched[0], whole[:30], atol=TOL, rtol=0)
-
-
-def test_running_cmn_cancels_a_constant_channel_offset_as_the_clip_goes_on() -> None:
-    """A microphone adds one offset to every frame's MFCCs: after t frames, only prior/(prior+t)
-    of it is left in what the LSTM reads."""
-    prior, model = 50.0, make_cmn(prior=50.0)
-    x = raw_sequence(400, seed=8)[None]
-    offset = torch.tensor([60.0, -40, 25, -20, 15, 10, -8, 6, -5, 4, -3, 2, -1])
-    z, _ = model.normalise(x, None)
-    shifted, _ = model.normalise(x + offset, None)
-    t = torch.arange(1, 401, dtype=torch.float32)[:, None]
-    expected = offset / STD * prior / (prior + t)
-    torch.testing.assert_close(shifted[0] - z[0], expected, rtol=1e-3, atol=1e-4)
-    plain = make_model()
-    drift = (plain.normalise(x + offset, None)[0] - plain.normalise(x, None)[0])[0, -1]
-    assert float((shifted[0, -1] - z[0, -1]).abs().max()) < 0.15 * float(drift.abs().max())
-
-
-def test_running_cmn_ensembles_and_loads_as_the_backend_does(tmp_path: Path) -> None:
-    parts = [make_cmn(seed=s) for s in (1, 2)]
-    merged = ensemble_of(parts)
-    assert isinstance(merged, RunningCMNLSTM) and merged.prior_frames == parts[0].prior_frames
-    x = raw_sequence(50, seed=9)
-    with torch.no_grad():
-        expected = torch.softmax(torch.stack([m.frame_logits(x[None])[0][0] for m in parts]).mean(0), -1).numpy()
-    np.testing.assert_allclose(backend_replay(merged, x), expected, atol=TOL, rtol=0)
-    torch.save(merged, tmp_path / "cmn.pth")
-    np.testing.assert_array_equal(backend_replay(load_model(tmp_path / "cmn.pth"), x), backend_replay(merged, x))
-    with pytest.raises(ValueError, match="one kind"):
-        ensemble_of([make_cmn(prior=50.0), make_cmn(prior=10.0)])
-    with pytest.raises(ValueError, match="one kind"):
-        ensemble_of([make_model(), make_cmn()])
-
-
 # ---- attention pooling, streamed in the state ---------------------------------------------------------
 
 
-def make_attention(seed: int = 0, cmn_prior: float = 0.0, hidden: int = 16) -> EmotionLSTM:
+def make_attention(seed: int = 0, hidden: int = 16) -> EmotionLSTM:
     """An attention-pooling model with scores spread well beyond a fresh initialisation's."""
     torch.manual_seed(seed)
-    model = build_model(13, hidden, 2, 8, 0.3, cmn_prior, "attention")
+    model = build_model(13, hidden, 2, 8, 0.3, "attention")
     model.set_normalisation(MEAN, STD)
     with torch.no_grad():
         model.score.weight.mul_(8.0)
@@ -242,7 +183,7 @@ def test_attention_pooling_reads_the_softmax_weighted_mean_of_all_states_so_far(
             torch.testing.assert_close(logits[t], model.head(torch.cat([out[t], pooled])), rtol=0, atol=1e-5)
         assert float(scores.max() - scores.min()) > 1.0  # the weights are far from uniform
     _, (h, c) = model(x[:, :1], None)
-    assert h.shape == (2, 1, 16) and c.shape == (2, 1, 16 + 16 + 1)  # (h, [c | weighted sum, weight sum])
+    assert h.shape == (2, 1, 16) and c.shape == (2 + 2, 1, 16)  # (h, [c of 2 layers | weighted sum | weight sum])
 
 
 def test_attention_state_carries_the_pooling_across_calls_and_ensembles_load(tmp_path: Path) -> None:
@@ -357,7 +298,8 @@ def test_saved_model_loads_in_a_fresh_process_both_ways(tmp_path: Path) -> None:
     np.save(saved / "x.npy", x.numpy())
     models = {}
     candidates = {"model_1": make_model(1, seed=1), "model_2": make_model(2, seed=2),
-                  "ensemble": ensemble_of([make_model(2, seed=3), make_model(2, seed=4)]), "cmn": make_cmn(seed=5)}
+                  "ensemble": ensemble_of([make_model(2, seed=3), make_model(2, seed=4)]),
+                  "attention": ensemble_of([make_attention(seed=5), make_attention(seed=6)])}
     for name, model in candidates.items():
         path = saved / f"{name}.pth"
         torch.save(model, path)

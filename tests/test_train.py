@@ -20,7 +20,7 @@ from pipeline.config import TrainConfig, parse
 from pipeline.dataset import SplitData, load_splits, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import backend_replay, decide, replay
-from pipeline.model import EmotionLSTM, RunningCMNLSTM, ensemble_of, load_model
+from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.store import FeatureStore
 from pipeline.train import export
@@ -107,15 +107,13 @@ def test_channel_offsets_are_the_mfccs_of_smooth_curves() -> None:
     assert 10 < float(a[:, 1].std()) < 200 and float(a[:, 12].std()) < float(a[:, 1].std())
 
 
-@pytest.mark.parametrize("knob", [{"channel_augment_db": 12.0}, {"cmn_prior_frames": 100.0}, {"pooling": "attention"}])
+@pytest.mark.parametrize("knob", [{"channel_augment_db": 12.0}, {"pooling": "attention"}])
 def test_model_options_run_and_change_training(splits: dict[str, SplitData], knob: dict[str, float | str]) -> None:
-    off = {"channel_augment_db": 0.0, "cmn_prior_frames": 0.0, "pooling": "last"}  # whatever params.yaml's defaults are
+    off = {"channel_augment_db": 0.0, "pooling": "last"}  # whatever params.yaml's defaults are
     base = fit(splits, 8, train_config(epochs=2, **off))
     varied = fit(splits, 8, train_config(epochs=2, **(off | knob)))
     assert all(math.isfinite(row["train_loss"]) for row in varied.history)
     assert not state_equal(base.model.state_dict(), varied.model.state_dict()), knob
-    if "cmn_prior_frames" in knob:
-        assert isinstance(varied.model, RunningCMNLSTM) and varied.model.prior_frames == 100.0
     assert (varied.model.scorer is not None) == (knob.get("pooling") == "attention")
 
 
