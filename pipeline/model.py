@@ -74,7 +74,8 @@ class EmotionLSTM(nn.Module):
         if pooled is not None:
             total, norm = total + pooled[0][:, None], norm + pooled[1][:, None]
         logits = self.head(self.dropout(torch.cat([out, total / norm], dim=-1)))
-        return logits, (h, torch.cat([c, total[None, :, -1], norm[None, :, -1].expand_as(total[None, :, -1])]))
+        total, norm = total[:, -1], norm[:, -1]  # the sums after the last step: two more rows of c
+        return logits, (h, torch.cat([c, torch.stack([total, norm.expand_as(total)])]))
 
     def attention_weights(self, states: torch.Tensor) -> torch.Tensor:
         """exp of a score bounded to +-SCORE_BOUND: the running sums stay finite in float32 without
@@ -181,14 +182,13 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
                         target[rows] = block
                     else:
                         target[rows, k * size : (k + 1) * size] = block
-        if attention and n == 1:
-            merged.score.load_state_dict(first.score.state_dict())
-        elif attention:  # every unit's score is its member's: member k's pooled units weigh by member k's attention
+        if attention:  # member k's pooled units weigh their steps by member k's score (one score for one member)
             merged.score.weight.zero_()
+            units = merged.score.out_features // n
             for k, member in enumerate(members):
-                block = slice(k * size, (k + 1) * size)
-                merged.score.weight[block, block] = member.score.weight.expand(size, -1)
-                merged.score.bias[block] = member.score.bias
+                rows, columns = slice(k * units, (k + 1) * units), slice(k * size, (k + 1) * size)
+                merged.score.weight[rows, columns] = member.score.weight.expand(units, -1)
+                merged.score.bias[rows] = member.score.bias
         # the head reads [h | pooled]: each half is the members' side by side
         halves = 2 if attention else 1
         merged.head.weight.copy_(

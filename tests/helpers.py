@@ -144,13 +144,16 @@ def sha256(path: Path) -> str:
 # ---- project folders and stage runs -------------------------------------------------------------------
 
 
+AUGMENT_OFF: dict[str, list[float]] = {  # every cached variant kind of extract.augment, none drawn
+    "noise_snr_db": [], "time_stretch": [], "pitch_shift": [], "colored_noise_snr_db": [], "babble_snr_db": [], "clipping_db": [],
+}
+
+
 def project_folder(folder: Path, **edits: dict[str, Any]) -> Path:
     """A project folder holding the repo's params.yaml, augmentation off, some keys replaced."""
     folder.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["extract"]["augment"].update(  # they cost time
-        noise_snr_db=[], time_stretch=[], pitch_shift=[], colored_noise_snr_db=[], babble_snr_db=[], clipping_db=[]
-    )
+    params["extract"]["augment"].update(AUGMENT_OFF)  # they cost time
     for section, values in edits.items():
         for key, value in values.items():  # a nested mapping (extract.augment) is merged, not replaced
             known = params[section].get(key)
@@ -162,10 +165,7 @@ def project_folder(folder: Path, **edits: dict[str, Any]) -> Path:
 def serial_config(**augment: Any) -> ExtractConfig:
     """The repo's extract params on one worker (no fork inside pytest), augmentation off unless given."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())["extract"]
-    params["augment"] = {
-        **params["augment"], "noise_snr_db": [], "time_stretch": [], "pitch_shift": [], "colored_noise_snr_db": [],
-        "babble_snr_db": [], "clipping_db": [], **augment
-    }
+    params["augment"] = {**params["augment"], **AUGMENT_OFF, **augment}
     return parse(ExtractConfig, {**params, "workers": 1}, "extract")
 
 
