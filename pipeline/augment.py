@@ -1,12 +1,14 @@
 """Cached augmentation variants (params extract.augment): white noise at an SNR, time-stretch,
-pitch-shift, noise of a random colour per clip (white to brown) at an SNR, babble at an SNR, and hard
-clipping.
+pitch-shift, noise of a random colour per clip (white to brown) at an SNR, babble at an SNR, hard
+clipping, a reverberant room, and a narrowband phone line.
 
 Babble is made of the same speaker's other clips, each resampled by 2-5 semitones up or down (pitch and
 tempo together: other voices, other speaking rates), never of other speakers: the store does not know
 the split, and another actor's voice in a training clip's babble could be a test actor's. The
 evaluation suite's babble (pipeline.conditions) is other speakers' at another SNR: what the model meets
-there, it has not memorised.
+there, it has not memorised. Likewise the rooms are drawn at random (ROOM_POOL per RT60, other
+geometries than the suite's two), and the phone line has random band edges and a linear quantiser
+where the suite's lines are 300-3400 Hz with mu-law or GSM.
 
 Each variant is computed once at extract time from the decoded 16 kHz audio and stored with
 variant > 0; only training actors' variants are ever read (pipeline.dataset).
@@ -16,19 +18,20 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.conditions import BabbleSource, add_at_snr, hard_clip
+from pipeline.conditions import BabbleSource, add_at_snr, at_codec_level, hard_clip, reverberate, shoebox_rir
 from pipeline.config import AugmentConfig
 
 
 @dataclass(frozen=True)
 class Variant:
     index: int  # 1.. in params order; 0 is the original clip
-    kind: str  # noise | stretch | pitch | colored | babble | clipping
-    value: float  # SNR in dB, stretch rate, semitones, or overdrive in dB
+    kind: str  # noise | stretch | pitch | colored | babble | clipping | room | phone
+    value: float  # SNR in dB, stretch rate, semitones, overdrive in dB, RT60 in s, or bits
 
     @property
     def name(self) -> str:
@@ -43,6 +46,8 @@ def variants(config: AugmentConfig) -> list[Variant]:
     specs += [("colored", v) for v in config.colored_noise_snr_db]
     specs += [("babble", v) for v in config.babble_snr_db]
     specs += [("clipping", v) for v in config.clipping_db]
+    specs += [("room", v) for v in config.room_rt60]
+    specs += [("phone", v) for v in config.phone_bits]
     return [Variant(i, kind, value) for i, (kind, value) in enumerate(specs, start=1)]
 
 
@@ -70,6 +75,10 @@ def apply(audio: np.ndarray, variant: Variant, seed: int, key: str, talkers: Seq
         return add_at_snr(audio, mix, variant.value).astype(np.float32)
     if variant.kind == "clipping":
         return hard_clip(audio, variant.value).astype(np.float32)
+    if variant.kind == "room":
+        return reverberate(audio, training_rir(seed, variant.value, int(rng.integers(ROOM_POOL)))).astype(np.float32)
+    if variant.kind == "phone":
+        return phone_line(audio, int(variant.value), rng)
     if variant.kind == "stretch":
         return librosa.effects.time_stretch(audio, rate=variant.value)
     return librosa.effects.pitch_shift(audio, sr=SAMPLE_RATE, n_steps=variant.value)
@@ -81,3 +90,33 @@ def resampled_voice(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     semitones = rng.uniform(2.0, 5.0) * rng.choice([-1.0, 1.0])
     return soxr.resample(clip, SAMPLE_RATE * 2 ** (semitones / 12), SAMPLE_RATE)
+
+
+ROOM_POOL = 16  # rooms per RT60: an RIR costs 0.1-1 s, so each clip draws one of a pool rather than its own
+
+
+@lru_cache(maxsize=None)
+def training_rir(seed: int, rt60: float, number: int) -> np.ndarray:
+    """Room ``number`` of the pool for ``rt60`` (Sabine, s): a shoebox 4-10 x 3.5-8 x 2.5-4 m, talker and
+    microphone 0.5 m or more from the walls and from each other, drawn by (seed, rt60, number)."""
+    rng = np.random.default_rng([seed, zlib.crc32(f"room {rt60:g}".encode()), number])
+    size = rng.uniform([4.0, 3.5, 2.5], [10.0, 8.0, 4.0])
+    while True:
+        source = np.append(rng.uniform(0.5, size[:2] - 0.5), rng.uniform(1.2, 1.9))
+        mic = np.append(rng.uniform(0.5, size[:2] - 0.5), rng.uniform(0.7, 1.5))
+        if np.linalg.norm(source - mic) >= 0.5:
+            return shoebox_rir(rt60, size, source, mic)
+
+
+def phone_line(audio: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    """A narrowband line: at the codec level, a Butterworth band-pass of order 2-6 from 150-450 Hz to
+    2900-3800 Hz (scipy), 8 kHz (soxr), quantised to ``bits`` (pedalboard.Bitcrush), back to 16 kHz."""
+    import pedalboard
+    import scipy.signal
+    import soxr
+
+    edges = (rng.uniform(150.0, 450.0), rng.uniform(2900.0, 3800.0))
+    sos = scipy.signal.butter(int(rng.integers(1, 4)), edges, btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    narrow = soxr.resample(scipy.signal.sosfilt(sos, at_codec_level(audio)), SAMPLE_RATE, 8000, quality="HQ")
+    coded = pedalboard.Bitcrush(bit_depth=bits)(np.clip(narrow, -1.0, 1.0).astype(np.float32), 8000, reset=True)
+    return soxr.resample(coded, 8000, SAMPLE_RATE, quality="HQ")[: len(audio)].astype(np.float32)

@@ -157,14 +157,14 @@ def _peak(hz: float, db: float, q: float) -> Callable[[], object]:
 # --- phone lines and codecs ----------------------------------------------------------------------
 
 
-def _at_codec_level(audio: np.ndarray) -> np.ndarray:
+def at_codec_level(audio: np.ndarray) -> np.ndarray:
     return np.asarray(audio, dtype=np.float64) * (CODEC_PEAK / np.max(np.abs(audio)))
 
 
 def _phone_band(audio: np.ndarray) -> np.ndarray:
     import scipy.signal
 
-    return scipy.signal.sosfilt(_butter(4, (300.0, 3400.0), "bandpass"), _at_codec_level(audio))
+    return scipy.signal.sosfilt(_butter(4, (300.0, 3400.0), "bandpass"), at_codec_level(audio))
 
 
 def _phone_mulaw(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:
@@ -190,7 +190,7 @@ def _mp3_low(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource |
     """LAME at VBR quality 9 (its smallest, ~20 kbit/s on RAVDESS speech) on 16 kHz mono: a voice message."""
     import pedalboard
 
-    level = _at_codec_level(audio).astype(np.float32)
+    level = at_codec_level(audio).astype(np.float32)
     return pedalboard.MP3Compressor(vbr_quality=9.0)(level, SAMPLE_RATE, reset=True)
 
 
@@ -253,17 +253,16 @@ ROOMS: Mapping[str, Room] = MappingProxyType(
 _RIR_LEAD = 40  # samples kept before the direct path: half of pyroomacoustics' fractional-delay filter
 
 
-@lru_cache(maxsize=None)
-def room_rir(name: str) -> np.ndarray:
-    """The room's impulse response (image-source shoebox), starting just before the direct path,
-    scaled so the direct path has unit peak. Computed once per process (~1 s for both rooms)."""
+def shoebox_rir(sabine_rt60: float, size: Sequence[float], source: Sequence[float], mic: Sequence[float]) -> np.ndarray:
+    """An image-source shoebox room's impulse response from ``source`` to ``mic`` (pyroomacoustics),
+    starting just before the direct path, scaled so the direct path has unit peak. Shared with the
+    training rooms (pipeline.augment), which draw other geometries."""
     import pyroomacoustics as pra
 
-    room = ROOMS[name]
-    absorption, max_order = pra.inverse_sabine(room.sabine_rt60, list(room.size))
-    shoebox = pra.ShoeBox(list(room.size), fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=max_order)
-    shoebox.add_source(list(room.source))
-    shoebox.add_microphone(list(room.mic))
+    absorption, max_order = pra.inverse_sabine(sabine_rt60, list(size))
+    shoebox = pra.ShoeBox(list(size), fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=max_order)
+    shoebox.add_source(list(source))
+    shoebox.add_microphone(list(mic))
     shoebox.compute_rir()
     rir = np.asarray(shoebox.rir[0][0], dtype=np.float64)
     direct = int(np.argmax(np.abs(rir)))
@@ -272,12 +271,24 @@ def room_rir(name: str) -> np.ndarray:
     return rir
 
 
+@lru_cache(maxsize=None)
+def room_rir(name: str) -> np.ndarray:
+    """The suite room's impulse response (shoebox_rir), computed once per process (~1 s for both rooms)."""
+    room = ROOMS[name]
+    return shoebox_rir(room.sabine_rt60, room.size, room.source, room.mic)
+
+
+def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """The clip through a room, trimmed to its length: the tail after the clip's end is lost, as when
+    recording stops."""
+    import scipy.signal
+
+    return scipy.signal.oaconvolve(audio, rir)[: len(audio)]
+
+
 def _room(name: str) -> Transform:
     def transform(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:
-        import scipy.signal
-
-        # Trimmed to the original length: the tail after the clip's end is lost, as when recording stops.
-        return scipy.signal.oaconvolve(audio, room_rir(name))[: len(audio)]
+        return reverberate(audio, room_rir(name))
 
     return transform
 

@@ -74,7 +74,7 @@ BAD: dict[str, tuple[str, Any, tuple[str, ...]]] = {
 }
 AUGMENT = {
     "seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2], "colored_noise_snr_db": [10],
-    "babble_snr_db": [10], "clipping_db": [20],
+    "babble_snr_db": [10], "clipping_db": [20], "room_rt60": [0.4], "phone_bits": [8],
 }
 
 
@@ -276,15 +276,15 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
     assert_ok(proc)
     store = read_store(cwd / "out/mfcc.h5")
     n_clips = len(list(small_corpus.rglob("*.wav")))
-    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10", "babble=10", "clipping=20"]
-    assert len(store["path"]) == 7 * n_clips
+    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10", "babble=10", "clipping=20", "room=0.4", "phone=8"]
+    assert len(store["path"]) == 9 * n_clips
     for path in set(store["path"]):
         rows = np.flatnonzero(store["path"] == path)
-        assert store["variant"][rows].tolist() == [0, 1, 2, 3, 4, 5, 6]
+        assert store["variant"][rows].tolist() == list(range(9))
         assert store["augment"][rows].tolist() == names
         for field in ("actor", "emotion", "intensity", "statement", "repetition"):
             assert len(set(store[field][rows].tolist())) == 1
-        original, noisy, stretched, shifted, colored, babbled, clipped = (
+        original, noisy, stretched, shifted, colored, babbled, clipped, room, phone = (
             store["mfcc"][store["offsets"][r] : store["offsets"][r + 1]] for r in rows
         )
         # Noise (and the leakage of stretch and shift) fills the synthetic clips' digital silence,
@@ -293,10 +293,13 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
         assert abs(len(stretched) - len(noisy) / 1.1) <= 2  # 10 % faster: 10 % fewer frames
         assert len(original) <= len(shifted) <= len(noisy) == len(colored) == len(babbled)  # same duration
         assert len(clipped) >= len(original) and not np.allclose(clipped[-len(original) :], original, atol=1e-3)
+        assert len(room) >= len(original) and len(phone) >= len(original)  # the room's tail and the line's noise fill silence
+        assert not np.allclose(room[-len(original) :], original, atol=1e-1)
+        assert not np.allclose(phone[-len(original) :], original, atol=1e-1)
         middle = slice(len(original) // 4, len(original) // 2)
         assert not np.allclose(shifted[-len(original) :][middle], original[middle], atol=1e-1)
     report = json.loads((cwd / "out/report.json").read_text())
-    assert report["clips"] == n_clips and report["sequences"] == 7 * n_clips
+    assert report["clips"] == n_clips and report["sequences"] == 9 * n_clips
     assert report["variants"] == names[1:]
 
 
@@ -316,11 +319,12 @@ def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run]
     reseeded = read_store(tmp_path / "mfcc.h5")
     store = read_store(runs["aug_a"][0] / "out/mfcc.h5")
     rows = np.flatnonzero(store["path"] == reseeded["path"][0])
-    assert len(rows) == len(reseeded["path"]) == 7
+    assert len(rows) == len(reseeded["path"]) == 9
     for variant, row in enumerate(rows):
         ours = store["mfcc"][store["offsets"][row] : store["offsets"][row + 1]]
         theirs = reseeded["mfcc"][reseeded["offsets"][variant] : reseeded["offsets"][variant + 1]]
-        assert np.array_equal(ours, theirs) == (variant not in (1, 4, 5)), variant  # the noises and babble follow it
+        # the noises, the babble, the room and the phone line's band follow it
+        assert np.array_equal(ours, theirs) == (variant not in (1, 4, 5, 7, 8)), variant
 
 
 def test_colored_noise_has_its_snr_and_a_colour_per_clip() -> None:
@@ -355,6 +359,52 @@ def test_babble_is_the_speakers_other_clips_at_its_snr() -> None:
     assert not np.array_equal(mixed, augment.apply(audio, variant, 0, "Actor_01/b.wav", talkers))
     with pytest.raises(ValueError, match="babble"):
         augment.apply(audio, variant, 0, "Actor_01/a.wav")
+
+
+def test_training_rooms_decay_at_their_rt60_and_are_not_the_suites() -> None:
+    """Each clip reverberates in one of a pool of random rooms: decaying at about the asked RT60 (image-source
+    rooms decay somewhat slower than Sabine's formula), direct path first, never the suite's rooms."""
+    impulse = np.zeros(3 * 16000, dtype=np.float32)
+    impulse[0] = 1.0
+    responses = {augment.apply(impulse, augment.Variant(1, "room", 0.5), 0, f"Actor_01/{i}.wav").tobytes() for i in range(8)}
+    assert len(responses) >= 3  # several rooms of the pool drawn
+    for raw in responses:
+        response = np.frombuffer(raw, dtype=np.float32)
+        assert np.argmax(np.abs(response)) < 64
+        assert 0.4 < _t30(response) < 1.0, _t30(response)
+        for name in conditions.ROOMS:
+            suite = conditions.apply(name, impulse, "k")
+            assert not np.allclose(response, suite, atol=1e-3)
+    audio = synth_clip(3, 1, 0, seconds=1.0)
+    variant = augment.Variant(1, "room", 0.5)
+    np.testing.assert_array_equal(augment.apply(audio, variant, 0, "k"), augment.apply(audio, variant, 0, "k"))
+    assert not np.array_equal(augment.apply(audio, variant, 0, "k"), augment.apply(audio, variant, 1, "k"))  # another seed, other rooms
+
+
+def _t30(response: np.ndarray) -> float:
+    """RT60 from the Schroeder curve's -5..-35 dB slope."""
+    energy = np.cumsum(response[::-1].astype(np.float64) ** 2)[::-1]
+    curve = 10 * np.log10(energy / energy[0])
+    start, end = np.argmax(curve <= -5), np.argmax(curve <= -35)
+    return 2 * (end - start) / 16000
+
+
+def test_phone_line_is_narrowband_quantised_and_drawn_per_clip() -> None:
+    """Nothing above the 8 kHz line's 4 kHz, little below 100 Hz, an error that grows as the bits go down,
+    band edges drawn per clip, the same draw every run."""
+    audio = np.concatenate([np.zeros(8000, np.float32), synth_clip(3, 1, 0, seconds=2.0)])
+    variant = augment.Variant(1, "phone", 8)
+    out = augment.apply(audio, variant, 0, "Actor_01/a.wav")
+    assert out.dtype == np.float32 and out.shape == audio.shape
+    spectrum = np.abs(np.fft.rfft(out.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(len(out), 1 / 16000)
+    speech = spectrum[(freqs > 500) & (freqs < 2500)].mean()
+    assert spectrum[freqs > 4200].mean() < 1e-4 * speech and spectrum[freqs < 80].mean() < 1e-1 * speech
+    np.testing.assert_array_equal(out, augment.apply(audio, variant, 0, "Actor_01/a.wav"))
+    assert not np.array_equal(out, augment.apply(audio, variant, 0, "Actor_01/b.wav"))
+    bits = {b: augment.apply(audio, augment.Variant(1, "phone", b), 0, "Actor_01/a.wav") for b in (8, 12, 16)}
+    error = {b: np.mean((bits[b] - bits[16]).astype(np.float64) ** 2) for b in (8, 12)}
+    assert error[8] > 16 * error[12] > 0  # 4 bits fewer: ~24 dB more quantisation noise
 
 
 def test_babble_talkers_are_other_clips_of_the_same_speaker() -> None:
