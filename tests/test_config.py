@@ -99,7 +99,10 @@ def test_bad_values_are_one_line_naming_the_key(section: str, key: str, value: A
     assert f"{section}.{key}" in message, message
 
 
-@pytest.mark.parametrize("key, value", [("seed", -1), ("time_stretch", [0]), ("noise_snr_db", ["inf"]), ("sigma", 1)])
+@pytest.mark.parametrize("key, value", [
+    ("seed", -1), ("time_stretch", [0]), ("noise_snr_db", ["inf"]), ("sigma", 1),
+    ("room_rt60", [3.0]), ("phone_bits", [8.5]), ("phone_bits", [2]),
+])
 def test_nested_sections_name_the_full_key(key: str, value: Any) -> None:
     raw = {**PARAMS["extract"], "augment": {**PARAMS["extract"]["augment"], key: value}}
     assert f"extract.augment.{key}" in refused(ExtractConfig, raw, "extract")
