@@ -1,6 +1,6 @@
 """Compare two cross-validated experiments paired by fold (and replicate): is B better than A?
 
-    python scripts/compare.py --a RUN [RUN ...] --b RUN [RUN ...]
+    python scripts/compare.py --a RUN [RUN ...] --b RUN [RUN ...] [--conditions]
 
 RUN is a cv.json file, `REV:metrics/cv.json` (that file at a git revision or DVC experiment ref, e.g.
 `HEAD~1:metrics/cv.json`), or `sweep.jsonl#NAME` (scripts/sweep.py's lines of that name, one per
@@ -43,13 +43,19 @@ def read_runs(spec: str) -> list[dict[str, Any]]:
         sys.exit(f"error: {spec}: {err}")
 
 
+HEADLINE = ("balanced_accuracy", "mean_rule", "conditions_mean", "conditions_worst")
+CONDITION = "condition "  # prefix of one recording condition's figure (last-frame rule)
+
+
 def fold_figures(fold: dict[str, Any]) -> Figures:
-    """The figures a fold is judged on: both decision rules and, where scored, the conditions."""
+    """The figures a fold is judged on: both decision rules and, where scored, the conditions' mean and
+    worst, and each condition on its own."""
     figures = {"balanced_accuracy": fold["balanced_accuracy"], "mean_rule": fold["mean_prob"]["balanced_accuracy"]}
-    others = [v for name, v in fold.get("conditions", {}).items() if name != "clean"]
+    conditions = fold.get("conditions", {})
+    others = [v for name, v in conditions.items() if name != "clean"]
     if others:
         figures |= {"conditions_mean": float(np.mean(others)), "conditions_worst": float(np.min(others))}
-    return figures
+    return figures | {CONDITION + name: v for name, v in conditions.items() if name != "clean"}
 
 
 def pairs(a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
@@ -89,20 +95,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", nargs="+", required=True, help="the baseline's runs")
     parser.add_argument("--b", nargs="+", required=True, help="the candidate's runs, replicate by replicate")
+    parser.add_argument("--conditions", action="store_true", help="also each recording condition, paired by fold")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = parser.parse_args()
     table = {name: paired(*values) for name, values in pairs([r for s in args.a for r in read_runs(s)], [r for s in args.b for r in read_runs(s)]).items()}
     if args.json:
         print(json.dumps(table, indent=2, sort_keys=True))
         return
-    print(f"{'figure':18s} {'n':>3s} {'A':>6s} {'B':>6s} {'B-A':>7s}  95% interval      B better  sign p")
-    for name in ("balanced_accuracy", "mean_rule", "conditions_mean", "conditions_worst"):
-        if name in table:
-            r = table[name]
-            print(
-                f"{name:18s} {r['n']:3d} {r['a']:6.3f} {r['b']:6.3f} {r['diff']:+7.3f}  [{r['low']:+.3f}, {r['high']:+.3f}]"
-                f"  {r['wins']:2d}/{r['wins'] + r['losses']:<2d}     {r['sign_p']:.3f}"
-            )
+    names = [name for name in HEADLINE if name in table]
+    if args.conditions:
+        names += sorted(name for name in table if name.startswith(CONDITION))
+    print(f"{'figure':22s} {'n':>3s} {'A':>6s} {'B':>6s} {'B-A':>7s}  95% interval      B better  sign p")
+    for name in names:
+        r = table[name]
+        print(
+            f"{name:22s} {r['n']:3d} {r['a']:6.3f} {r['b']:6.3f} {r['diff']:+7.3f}  [{r['low']:+.3f}, {r['high']:+.3f}]"
+            f"  {r['wins']:2d}/{r['wins'] + r['losses']:<2d}     {r['sign_p']:.3f}"
+        )
 
 
 if __name__ == "__main__":

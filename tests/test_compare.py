@@ -34,6 +34,7 @@ def test_folds_pair_by_number_and_replicates_by_order(tmp_path: Path) -> None:
     table = compare.pairs(a, b)
     assert table["balanced_accuracy"] == ([0.5, 0.4, 0.45, 0.52, 0.41], [0.55, 0.42, 0.5, 0.5, 0.40])
     assert table["conditions_mean"] == ([0.25] * 3, [0.25] * 3) and table["conditions_worst"][1] == [0.2] * 3
+    assert table["condition pink_10"] == ([0.2] * 3, [0.3] * 3) and "condition clean" not in table
 
 
 def test_cli_reads_files_and_sweep_lines(tmp_path: Path) -> None:
@@ -47,6 +48,16 @@ def test_cli_reads_files_and_sweep_lines(tmp_path: Path) -> None:
     )
     result = json.loads(proc.stdout)["balanced_accuracy"]  # replicate 0 then 1, each against a.json
     assert result["n"] == 4 and result["diff"] == pytest.approx(0.1) and (result["wins"], result["losses"]) == (3, 0)
+    (tmp_path / "c.json").write_text(json.dumps(run({0: 0.5, 1: 0.4}, {"pink_10": 0.2, "tilt_up": 0.3})))
+    (tmp_path / "d.json").write_text(json.dumps(run({0: 0.5, 1: 0.4}, {"pink_10": 0.25, "tilt_up": 0.3})))
+    shown = subprocess.run(
+        [sys.executable, str(REPO / "scripts/compare.py"), "--a", str(tmp_path / "c.json"), "--b", str(tmp_path / "d.json"),
+         "--conditions"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()
+    assert [line.split("  ")[0].strip() for line in shown[1:]] == [
+        "balanced_accuracy", "mean_rule", "conditions_mean", "conditions_worst", "condition pink_10", "condition tilt_up"]
+    assert "+0.050" in shown[5] and " 2/2 " in shown[5]
     bad = subprocess.run(
         [sys.executable, str(REPO / "scripts/compare.py"), "--a", str(tmp_path / "a.json"), "--b", f"{tmp_path}/sweep.jsonl#y"],
         capture_output=True, text=True,
