@@ -105,7 +105,7 @@ class AugmentConfig:
     babble_snr_db: tuple[float, ...] = each(math.isfinite, "(dB), finite")
     clipping_db: tuple[float, ...] = each(lambda v: 0 < v < math.inf, "(dB of overdrive), > 0 and finite")
     room_rt60: tuple[float, ...] = each(lambda v: 0.2 <= v <= 1.5, "(s), 0.2-1.5")
-    phone_bits: tuple[float, ...] = each(lambda v: v == int(v) and 4 <= v <= 16, "a whole number of bits, 4-16")
+    phone_bits: tuple[float, ...] = each(lambda v: 4 <= v <= 16 and v == int(v), "a whole number of bits, 4-16")
 
 
 @dataclass(frozen=True)
