@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.conditions import BabbleSource, add_at_snr, at_codec_level, hard_clip, reverberate, shoebox_rir
+from pipeline.conditions import BabbleSource, add_at_snr, at_codec_level, hard_clip, reverberate, shoebox_rir, through_8k
 from pipeline.config import AugmentConfig
 
 
@@ -113,10 +113,9 @@ def phone_line(audio: np.ndarray, bits: int, rng: np.random.Generator) -> np.nda
     2900-3800 Hz (scipy), 8 kHz (soxr), quantised to ``bits`` (pedalboard.Bitcrush), back to 16 kHz."""
     import pedalboard
     import scipy.signal
-    import soxr
 
     edges = (rng.uniform(150.0, 450.0), rng.uniform(2900.0, 3800.0))
     sos = scipy.signal.butter(int(rng.integers(1, 4)), edges, btype="bandpass", fs=SAMPLE_RATE, output="sos")
-    narrow = soxr.resample(scipy.signal.sosfilt(sos, at_codec_level(audio)), SAMPLE_RATE, 8000, quality="HQ")
-    coded = pedalboard.Bitcrush(bit_depth=bits)(np.clip(narrow, -1.0, 1.0).astype(np.float32), 8000, reset=True)
-    return soxr.resample(coded, 8000, SAMPLE_RATE, quality="HQ")[: len(audio)].astype(np.float32)
+    crush = pedalboard.Bitcrush(bit_depth=bits)
+    band = scipy.signal.sosfilt(sos, at_codec_level(audio))
+    return through_8k(band, lambda narrow: crush(narrow.astype(np.float32), 8000, reset=True)).astype(np.float32)

@@ -167,15 +167,24 @@ def _phone_band(audio: np.ndarray) -> np.ndarray:
     return scipy.signal.sosfilt(_butter(4, (300.0, 3400.0), "bandpass"), at_codec_level(audio))
 
 
-def _phone_mulaw(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:
-    """G.711-like line: 300-3400 Hz, 8 kHz, 8-bit mu-law, back to 16 kHz."""
-    import librosa
+def through_8k(band: np.ndarray, code: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """A band-limited clip down to 8 kHz (soxr), through ``code`` (a narrowband codec, given samples
+    clipped to [-1, 1]) and back to 16 kHz at its own length. Shared with the training line (pipeline.augment)."""
     import soxr
 
-    narrow = soxr.resample(_phone_band(audio), SAMPLE_RATE, 8000, quality="HQ")
-    codes = librosa.mu_compress(np.clip(narrow, -1.0, 1.0), mu=255, quantize=True)  # 256 levels
-    coded = librosa.mu_expand(codes, mu=255, quantize=True)
-    return soxr.resample(coded, 8000, SAMPLE_RATE, quality="HQ")[: len(audio)]
+    narrow = np.clip(soxr.resample(band, SAMPLE_RATE, 8000, quality="HQ"), -1.0, 1.0)
+    return soxr.resample(code(narrow), 8000, SAMPLE_RATE, quality="HQ")[: len(band)]
+
+
+def _mulaw8(narrow: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return librosa.mu_expand(librosa.mu_compress(narrow, mu=255, quantize=True), mu=255, quantize=True)  # 256 levels
+
+
+def _phone_mulaw(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:
+    """G.711-like line: 300-3400 Hz, 8 kHz, 8-bit mu-law, back to 16 kHz."""
+    return through_8k(_phone_band(audio), _mulaw8)
 
 
 def _phone_gsm(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:

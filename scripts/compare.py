@@ -51,11 +51,10 @@ def fold_figures(fold: dict[str, Any]) -> Figures:
     """The figures a fold is judged on: both decision rules and, where scored, the conditions' mean and
     worst, and each condition on its own."""
     figures = {"balanced_accuracy": fold["balanced_accuracy"], "mean_rule": fold["mean_prob"]["balanced_accuracy"]}
-    conditions = fold.get("conditions", {})
-    others = [v for name, v in conditions.items() if name != "clean"]
-    if others:
-        figures |= {"conditions_mean": float(np.mean(others)), "conditions_worst": float(np.min(others))}
-    return figures | {CONDITION + name: v for name, v in conditions.items() if name != "clean"}
+    each = {CONDITION + name: v for name, v in fold.get("conditions", {}).items() if name != "clean"}
+    if each:
+        figures |= {"conditions_mean": float(np.mean(list(each.values()))), "conditions_worst": float(min(each.values()))}
+    return figures | each
 
 
 def pairs(a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:

@@ -137,6 +137,14 @@ def non_finite(value: float) -> Callable[[Path], Path]:
     return write
 
 
+def t30(response: np.ndarray) -> float:
+    """RT60 of an impulse response from the Schroeder curve's -5..-35 dB slope."""
+    energy = np.cumsum(response[::-1].astype(np.float64) ** 2)[::-1]
+    curve = 10 * np.log10(energy / energy[0])
+    start, end = np.argmax(curve <= -5), np.argmax(curve <= -35)
+    return 2 * (end - start) / SR
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -13,7 +13,7 @@ from pipeline.audio import FRAME_LENGTH, SAMPLE_RATE, load_audio
 from pipeline.conditions import CONDITIONS, ROOMS, BabbleSource, apply, speech_power
 from pipeline.errors import InputError
 from pipeline.features import backend_mfcc
-from tests.helpers import synth_clip
+from tests.helpers import synth_clip, t30
 
 SR = SAMPLE_RATE
 NOISE_SNR = {"pink_20": 20, "pink_10": 10, "pink_5": 5, "brown_10": 10, "babble_10": 10, "white_5": 5}
@@ -167,20 +167,12 @@ def test_clipping_peak(clip: np.ndarray) -> None:
     assert np.mean(np.abs(out) >= 0.1 * peak * (1 - 1e-6)) > 0.2  # overdriven most of the time
 
 
-def _t30(response: np.ndarray) -> float:
-    """RT60 from the Schroeder curve's -5..-35 dB slope."""
-    energy = np.cumsum(response[::-1].astype(np.float64) ** 2)[::-1]
-    curve = 10 * np.log10(energy / energy[0])
-    start, end = np.argmax(curve <= -5), np.argmax(curve <= -35)
-    return 2 * (end - start) / SR
-
-
 @pytest.mark.parametrize("name", sorted(ROOMS))
 def test_room_decay(name: str, clip: np.ndarray) -> None:
     impulse = np.zeros(3 * SR, dtype=np.float32)
     impulse[0] = 1.0
     response = apply(name, impulse, "k")
-    assert abs(_t30(response) / ROOMS[name].rt60 - 1) < 0.15
+    assert abs(t30(response) / ROOMS[name].rt60 - 1) < 0.15
     assert np.argmax(np.abs(response)) < 64  # direct path first, no added delay beyond the filter's
     # Reverberant energy spills into the clip's trailing silence, which was exact zeros.
     out = apply(name, clip, "k")

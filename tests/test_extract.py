@@ -39,6 +39,7 @@ from tests.helpers import (
     session_processes,
     sha256,
     synth_clip,
+    t30,
     truncated_header,
     write_wav,
 )
@@ -371,7 +372,7 @@ def test_training_rooms_decay_at_their_rt60_and_are_not_the_suites() -> None:
     for raw in responses:
         response = np.frombuffer(raw, dtype=np.float32)
         assert np.argmax(np.abs(response)) < 64
-        assert 0.4 < _t30(response) < 1.0, _t30(response)
+        assert 0.4 < t30(response) < 1.0, t30(response)
         for name in conditions.ROOMS:
             suite = conditions.apply(name, impulse, "k")
             assert not np.allclose(response, suite, atol=1e-3)
@@ -379,14 +380,6 @@ def test_training_rooms_decay_at_their_rt60_and_are_not_the_suites() -> None:
     variant = augment.Variant(1, "room", 0.5)
     np.testing.assert_array_equal(augment.apply(audio, variant, 0, "k"), augment.apply(audio, variant, 0, "k"))
     assert not np.array_equal(augment.apply(audio, variant, 0, "k"), augment.apply(audio, variant, 1, "k"))  # another seed, other rooms
-
-
-def _t30(response: np.ndarray) -> float:
-    """RT60 from the Schroeder curve's -5..-35 dB slope."""
-    energy = np.cumsum(response[::-1].astype(np.float64) ** 2)[::-1]
-    curve = 10 * np.log10(energy / energy[0])
-    start, end = np.argmax(curve <= -5), np.argmax(curve <= -35)
-    return 2 * (end - start) / 16000
 
 
 def test_phone_line_is_narrowband_quantised_and_drawn_per_clip() -> None:
