@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.conditions import BabbleSource, add_at_snr, at_codec_level, hard_clip, reverberate, shoebox_rir, through_8k
+from pipeline.mixing import BabbleSource, add_at_snr, at_codec_level, hard_clip, reverberate, shoebox_rir, through_8k
 from pipeline.config import AugmentConfig
 
 

@@ -9,12 +9,7 @@ the result. Names are stable: they become metric keys.
 Everything is deterministic: randomness (noise draws, which babble talkers and where) comes from a
 generator seeded by (``SUITE_SEED``, condition name, clip key), so a rerun gives identical bytes.
 
-Definitions used throughout:
-- Speech span: the part of the clip ``librosa.effects.trim(top_db=30)`` keeps, i.e. from the first
-  to the last 2048-sample frame whose RMS is within 30 dB of the loudest frame's.
-- SNR: 10 log10(speech power / noise power), where speech power is the mean power of the clean clip
-  over its speech span (leading and trailing room tone excluded, so clips with more silence do not get
-  quieter noise) and noise power is the added noise's mean power over the whole clip.
+The SNR and speech span are defined in pipeline.mixing, which augmentation shares.
 
 Keep this suite disjoint from training augmentation: augmentation (a later change) must use other
 filters and settings, other noise seeds (never ``SUITE_SEED``), other babble talkers than the
@@ -24,7 +19,7 @@ the test conditions themselves and the suite stops measuring robustness.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from types import MappingProxyType
@@ -33,46 +28,18 @@ import numpy as np
 
 from pipeline.audio import FRAME_LENGTH, SAMPLE_RATE
 from pipeline.errors import InputError
+from pipeline.mixing import (
+    BabbleSource,
+    add_at_snr,
+    at_codec_level,
+    hard_clip,
+    reverberate,
+    shoebox_rir,
+    speech_span,
+    through_8k,
+)
 
 SUITE_SEED = 731_905_113  # used for evaluation conditions only; augmentation seeds must differ
-SPEECH_TOP_DB = 30.0
-CODEC_PEAK = 0.5  # codecs and the phone line get the clip at -6 dBFS peak, as a device's gain stage would
-
-
-class BabbleSource:
-    """Babble noise from a pool of other talkers' clips, summed at random offsets.
-
-    The caller passes clips of speakers other than the one being degraded (e.g. other test actors),
-    in a fixed order: which talkers are drawn depends on that order. Each clip is cut to its speech
-    span and scaled to unit power so that no talker dominates; a mix sums ``talkers`` distinct
-    clips (fewer if the pool is smaller), each looped from its own offset.
-    """
-
-    def __init__(self, clips: Sequence[np.ndarray], talkers: int = 5) -> None:
-        if talkers < 1:
-            raise ValueError(f"talkers must be >= 1, got {talkers}")
-        pool = []
-        for clip in clips:
-            clip = np.asarray(clip, dtype=np.float64).reshape(-1)
-            start, end = speech_span(clip)
-            speech = clip[start:end]
-            power = float(np.mean(speech**2)) if speech.size else 0.0
-            if speech.size >= FRAME_LENGTH and power > 0 and np.isfinite(power):
-                pool.append(speech / np.sqrt(power))
-        if not pool:
-            raise ValueError("babble needs at least one clip with speech")
-        self.pool: tuple[np.ndarray, ...] = tuple(pool)
-        self.talkers = talkers
-
-    def mix(self, length: int, rng: np.random.Generator) -> np.ndarray:
-        """``length`` samples of babble (float64, unscaled): distinct talkers, each at its own offset."""
-        chosen = rng.choice(len(self.pool), size=min(self.talkers, len(self.pool)), replace=False)
-        out = np.zeros(length)
-        for index in chosen:
-            clip = self.pool[index]
-            offset = int(rng.integers(len(clip)))
-            out += clip[(offset + np.arange(length)) % len(clip)]
-        return out
 
 
 Transform = Callable[[np.ndarray, np.random.Generator, BabbleSource | None], np.ndarray]
@@ -87,22 +54,6 @@ class Condition:
     group: str  # clean | mic | phone | codec | noise | room | level | length
     description: str
     transform: Transform
-
-
-def speech_span(audio: np.ndarray) -> tuple[int, int]:
-    """[start, end) sample indices of the speech span (module docstring); (0, 0) for silence."""
-    import librosa
-
-    if not np.any(audio):
-        return 0, 0
-    _, (start, end) = librosa.effects.trim(np.asarray(audio), top_db=SPEECH_TOP_DB)
-    return int(start), int(end)
-
-
-def speech_power(audio: np.ndarray) -> float:
-    """Mean power of the clip over its speech span: the reference for every SNR here."""
-    start, end = speech_span(audio)
-    return float(np.mean(np.asarray(audio[start:end], dtype=np.float64) ** 2)) if end > start else 0.0
 
 
 # --- microphones ---------------------------------------------------------------------------------
@@ -157,23 +108,10 @@ def _peak(hz: float, db: float, q: float) -> Callable[[], object]:
 # --- phone lines and codecs ----------------------------------------------------------------------
 
 
-def at_codec_level(audio: np.ndarray) -> np.ndarray:
-    return np.asarray(audio, dtype=np.float64) * (CODEC_PEAK / np.max(np.abs(audio)))
-
-
 def _phone_band(audio: np.ndarray) -> np.ndarray:
     import scipy.signal
 
     return scipy.signal.sosfilt(_butter(4, (300.0, 3400.0), "bandpass"), at_codec_level(audio))
-
-
-def through_8k(band: np.ndarray, code: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """A band-limited clip down to 8 kHz (soxr), through ``code`` (a narrowband codec, given samples
-    clipped to [-1, 1]) and back to 16 kHz at its own length. Shared with the training line (pipeline.augment)."""
-    import soxr
-
-    narrow = np.clip(soxr.resample(band, SAMPLE_RATE, 8000, quality="HQ"), -1.0, 1.0)
-    return soxr.resample(code(narrow), 8000, SAMPLE_RATE, quality="HQ")[: len(band)]
 
 
 def _mulaw8(narrow: np.ndarray) -> np.ndarray:
@@ -226,13 +164,6 @@ def _babble(length: int, rng: np.random.Generator, babble: BabbleSource | None) 
     return babble.mix(length, rng)
 
 
-def add_at_snr(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """The clip plus the noise scaled to ``snr_db`` below the clip's speech power (module docstring)."""
-    noise = np.asarray(noise, dtype=np.float64)
-    target = speech_power(audio) / 10 ** (snr_db / 10)
-    return audio + noise * np.sqrt(target / np.mean(noise**2))
-
-
 def _noise(draw: Draw, snr_db: float) -> Transform:
     def transform(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:
         return add_at_snr(audio, draw(len(audio), rng, babble), snr_db)
@@ -259,25 +190,7 @@ ROOMS: Mapping[str, Room] = MappingProxyType(
         "room_10": Room(1.0, 0.82, (8.0, 6.0, 3.5), (2.0, 3.8, 1.7), (5.2, 2.3, 1.3)),
     }
 )
-_RIR_LEAD = 40  # samples kept before the direct path: half of pyroomacoustics' fractional-delay filter
 
-
-def shoebox_rir(sabine_rt60: float, size: Sequence[float], source: Sequence[float], mic: Sequence[float]) -> np.ndarray:
-    """An image-source shoebox room's impulse response from ``source`` to ``mic`` (pyroomacoustics),
-    starting just before the direct path, scaled so the direct path has unit peak. Shared with the
-    training rooms (pipeline.augment), which draw other geometries."""
-    import pyroomacoustics as pra
-
-    absorption, max_order = pra.inverse_sabine(sabine_rt60, list(size))
-    shoebox = pra.ShoeBox(list(size), fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=max_order)
-    shoebox.add_source(list(source))
-    shoebox.add_microphone(list(mic))
-    shoebox.compute_rir()
-    rir = np.asarray(shoebox.rir[0][0], dtype=np.float64)
-    direct = int(np.argmax(np.abs(rir)))
-    rir = rir[max(direct - _RIR_LEAD, 0) :] / np.abs(rir[direct])
-    rir.setflags(write=False)  # cached and shared: no caller may change it
-    return rir
 
 
 @lru_cache(maxsize=None)
@@ -285,14 +198,6 @@ def room_rir(name: str) -> np.ndarray:
     """The suite room's impulse response (shoebox_rir), computed once per process (~1 s for both rooms)."""
     room = ROOMS[name]
     return shoebox_rir(room.sabine_rt60, room.size, room.source, room.mic)
-
-
-def reverberate(audio: np.ndarray, rir: np.ndarray) -> np.ndarray:
-    """The clip through a room, trimmed to its length: the tail after the clip's end is lost, as when
-    recording stops."""
-    import scipy.signal
-
-    return scipy.signal.oaconvolve(audio, rir)[: len(audio)]
 
 
 def _room(name: str) -> Transform:
@@ -303,12 +208,6 @@ def _room(name: str) -> Transform:
 
 
 # --- level and length ----------------------------------------------------------------------------
-
-
-def hard_clip(audio: np.ndarray, overdrive_db: float) -> np.ndarray:
-    """Hard clip ``overdrive_db`` below the peak, as with an input gain set that much too high."""
-    limit = 10 ** (-overdrive_db / 20) * float(np.max(np.abs(audio)))
-    return np.clip(audio, -limit, limit)
 
 
 def _clipping(audio: np.ndarray, rng: np.random.Generator, babble: BabbleSource | None) -> np.ndarray:

@@ -28,7 +28,7 @@ from pipeline.scoring import score
 
 BABBLE_CLIPS = 12  # other speakers' clips in each speaker's babble pool (the first, in path order)
 # What the degraded features depend on besides the clips and the names: this code and these libraries.
-SUITE_CODE = ("audio.py", "conditions.py", "features.py", "robustness.py")
+SUITE_CODE = ("audio.py", "conditions.py", "features.py", "mixing.py", "robustness.py")
 SUITE_LIBRARIES = ("numpy", "scipy", "librosa", "soundfile", "soxr", "pedalboard", "pyroomacoustics", "colorednoise")
 
 _JOB: dict[str, Any] = {}  # what forked workers read: clips' audio and each speaker's babble

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from pipeline import conditions
+from pipeline import conditions, mixing
 from pipeline.audio import FRAME_LENGTH, SAMPLE_RATE, load_audio
-from pipeline.conditions import CONDITIONS, ROOMS, BabbleSource, apply, speech_power
+from pipeline.conditions import CONDITIONS, ROOMS, apply
+from pipeline.mixing import BabbleSource, speech_power
 from pipeline.errors import InputError
 from pipeline.features import backend_mfcc
 from tests.helpers import synth_clip, t30
@@ -143,7 +144,7 @@ def test_mp3_is_lossy_but_aligned() -> None:
     audio = synth_clip(6, 3, 1, seconds=2.0)
     out = apply("mp3_low", audio, "k")
     assert len(out) == len(audio)
-    level = audio * (conditions.CODEC_PEAK / np.max(np.abs(audio)))
+    level = audio * (mixing.CODEC_PEAK / np.max(np.abs(audio)))
     assert np.corrcoef(out, level)[0, 1] > 0.95  # no delay, no inversion
     assert -45 < _db(_power(out - level) / _power(level)) < -15  # but coded, not copied
 

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline import augment, conditions
+from pipeline import augment, conditions, mixing
 from pipeline import extract as extract_module
 from pipeline.extract import extract
 from tests.helpers import (
@@ -356,7 +356,7 @@ def test_babble_is_the_speakers_other_clips_at_its_snr() -> None:
     variant = augment.Variant(1, "babble", 8.0)
     mixed = augment.apply(audio, variant, 0, "Actor_01/a.wav", talkers)
     babble = mixed.astype(np.float64) - audio
-    snr = 10 * np.log10(conditions.speech_power(audio) / np.mean(babble**2))
+    snr = 10 * np.log10(mixing.speech_power(audio) / np.mean(babble**2))
     assert abs(snr - 8.0) < 0.05, snr
     np.testing.assert_array_equal(mixed, augment.apply(audio, variant, 0, "Actor_01/a.wav", talkers))
     assert not np.array_equal(mixed, augment.apply(audio, variant, 0, "Actor_01/b.wav", talkers))
