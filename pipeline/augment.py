@@ -23,8 +23,8 @@ from functools import lru_cache
 import numpy as np
 
 from pipeline.audio import SAMPLE_RATE
-from pipeline.mixing import BabbleSource, add_at_snr, at_codec_level, hard_clip, reverberate, shoebox_rir, through_8k
 from pipeline.config import AugmentConfig
+from pipeline.mixing import BabbleSource, add_at_snr, at_codec_level, hard_clip, reverberate, shoebox_rir, through_8k
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ generator seeded by (``SUITE_SEED``, condition name, clip key), so a rerun gives
 
 The SNR and speech span are defined in pipeline.mixing, which augmentation shares.
 
-Keep this suite disjoint from training augmentation: augmentation (a later change) must use other
+Keep this suite disjoint from training augmentation: augmentation (pipeline.augment) must use other
 filters and settings, other noise seeds (never ``SUITE_SEED``), other babble talkers than the
 evaluation clips' and other room geometries than ``ROOMS``; otherwise a model can be trained on
 the test conditions themselves and the suite stops measuring robustness.
@@ -190,7 +190,6 @@ ROOMS: Mapping[str, Room] = MappingProxyType(
         "room_10": Room(1.0, 0.82, (8.0, 6.0, 3.5), (2.0, 3.8, 1.7), (5.2, 2.3, 1.3)),
     }
 )
-
 
 
 @lru_cache(maxsize=None)
