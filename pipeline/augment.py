@@ -1,6 +1,6 @@
 """Cached augmentation variants (params extract.augment): white noise at an SNR, time-stretch,
 pitch-shift, noise of a random colour per clip (white to brown) at an SNR, babble at an SNR, hard
-clipping, a reverberant room, and a narrowband phone line.
+clipping, a reverberant room, a narrowband phone line, and speed perturbation.
 
 Babble is made of the same speaker's other clips, each resampled by 2-5 semitones up or down (pitch and
 tempo together: other voices, other speaking rates), never of other speakers: the store does not know
@@ -8,7 +8,9 @@ the split, and another actor's voice in a training clip's babble could be a test
 evaluation suite's babble (pipeline.conditions) is other speakers' at another SNR: what the model meets
 there, it has not memorised. Likewise the rooms are drawn at random (ROOM_POOL per RT60, other
 geometries than the suite's two), and the phone line has random band edges and a linear quantiser
-where the suite's lines are 300-3400 Hz with mu-law or GSM.
+where the suite's lines are 300-3400 Hz with mu-law or GSM. Speed perturbation plays the clip faster or
+slower, pitch and tempo together (Ko et al. 2015, Kaldi's 0.9/1.1): another speaker's vocal tract length
+and rate, the speaker variety that pitch shift alone gives only half of.
 
 Each variant is computed once at extract time from the decoded 16 kHz audio and stored with
 variant > 0; only training actors' variants are ever read (pipeline.dataset).
@@ -30,8 +32,8 @@ from pipeline.mixing import BabbleSource, add_at_snr, at_codec_level, hard_clip,
 @dataclass(frozen=True)
 class Variant:
     index: int  # 1.. in params order; 0 is the original clip
-    kind: str  # noise | stretch | pitch | colored | babble | clipping | room | phone
-    value: float  # SNR in dB, stretch rate, semitones, overdrive in dB, RT60 in s, or bits
+    kind: str  # noise | stretch | pitch | colored | babble | clipping | room | phone | speed
+    value: float  # SNR in dB, stretch rate, semitones, overdrive in dB, RT60 in s, bits, or playback rate
 
     @property
     def name(self) -> str:
@@ -48,6 +50,7 @@ def variants(config: AugmentConfig) -> list[Variant]:
     specs += [("clipping", v) for v in config.clipping_db]
     specs += [("room", v) for v in config.room_rt60]
     specs += [("phone", v) for v in config.phone_bits]
+    specs += [("speed", v) for v in config.speed]  # last: the earlier kinds keep their numbers and draws
     return [Variant(i, kind, value) for i, (kind, value) in enumerate(specs, start=1)]
 
 
@@ -79,6 +82,8 @@ def apply(audio: np.ndarray, variant: Variant, seed: int, key: str, talkers: Seq
         return reverberate(audio, training_rir(seed, variant.value, int(rng.integers(ROOM_POOL)))).astype(np.float32)
     if variant.kind == "phone":
         return phone_line(audio, int(variant.value), rng)
+    if variant.kind == "speed":
+        return played_at(audio, variant.value)
     if variant.kind == "stretch":
         return librosa.effects.time_stretch(audio, rate=variant.value)
     return librosa.effects.pitch_shift(audio, sr=SAMPLE_RATE, n_steps=variant.value)
@@ -86,10 +91,15 @@ def apply(audio: np.ndarray, variant: Variant, seed: int, key: str, talkers: Seq
 
 def resampled_voice(clip: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The clip played 2-5 semitones higher or lower (soxr): pitch and tempo move together, as on tape."""
+    semitones = rng.uniform(2.0, 5.0) * rng.choice([-1.0, 1.0])
+    return played_at(clip, 2 ** (semitones / 12))
+
+
+def played_at(audio: np.ndarray, rate: float) -> np.ndarray:
+    """The clip played ``rate`` times as fast (soxr): 1/rate as long, every frequency times rate."""
     import soxr
 
-    semitones = rng.uniform(2.0, 5.0) * rng.choice([-1.0, 1.0])
-    return soxr.resample(clip, SAMPLE_RATE * 2 ** (semitones / 12), SAMPLE_RATE)
+    return soxr.resample(audio, SAMPLE_RATE * rate, SAMPLE_RATE).astype(np.float32)
 
 
 ROOM_POOL = 16  # rooms per RT60: an RIR costs 0.1-1 s, so each clip draws one of a pool rather than its own

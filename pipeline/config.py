@@ -106,6 +106,7 @@ class AugmentConfig:
     clipping_db: tuple[float, ...] = each(lambda v: 0 < v < math.inf, "(dB of overdrive), > 0 and finite")
     room_rt60: tuple[float, ...] = each(lambda v: 0.2 <= v <= 1.5, "(s), 0.2-1.5")
     phone_bits: tuple[float, ...] = each(lambda v: 4 <= v <= 16 and v == int(v), "a whole number of bits, 4-16")
+    speed: tuple[float, ...] = each(lambda v: 0.5 <= v <= 2 and v != 1, "(playback rate), 0.5-2 and not 1")
 
 
 @dataclass(frozen=True)

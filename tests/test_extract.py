@@ -75,7 +75,7 @@ BAD: dict[str, tuple[str, Any, tuple[str, ...]]] = {
 }
 AUGMENT = {
     "seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2], "colored_noise_snr_db": [10],
-    "babble_snr_db": [10], "clipping_db": [20], "room_rt60": [0.4], "phone_bits": [8],
+    "babble_snr_db": [10], "clipping_db": [20], "room_rt60": [0.4], "phone_bits": [8], "speed": [1.1],
 }
 
 
@@ -277,15 +277,15 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
     assert_ok(proc)
     store = read_store(cwd / "out/mfcc.h5")
     n_clips = len(list(small_corpus.rglob("*.wav")))
-    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10", "babble=10", "clipping=20", "room=0.4", "phone=8"]
-    assert len(store["path"]) == 9 * n_clips
+    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10", "babble=10", "clipping=20", "room=0.4", "phone=8", "speed=1.1"]
+    assert len(store["path"]) == 10 * n_clips
     for path in set(store["path"]):
         rows = np.flatnonzero(store["path"] == path)
-        assert store["variant"][rows].tolist() == list(range(9))
+        assert store["variant"][rows].tolist() == list(range(10))
         assert store["augment"][rows].tolist() == names
         for field in ("actor", "emotion", "intensity", "statement", "repetition"):
             assert len(set(store[field][rows].tolist())) == 1
-        original, noisy, stretched, shifted, colored, babbled, clipped, room, phone = (
+        original, noisy, stretched, shifted, colored, babbled, clipped, room, phone, fast = (
             store["mfcc"][store["offsets"][r] : store["offsets"][r + 1]] for r in rows
         )
         # Noise (and the leakage of stretch and shift) fills the synthetic clips' digital silence,
@@ -297,10 +297,12 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
         assert len(room) >= len(original) and len(phone) >= len(original)  # the room's tail and the line's noise fill silence
         assert not np.allclose(room[-len(original) :], original, atol=1e-1)
         assert not np.allclose(phone[-len(original) :], original, atol=1e-1)
+        assert len(fast) <= len(noisy) / 1.1 + 1  # 1/1.1 of the clip's duration at most (resampler ringing fills some silence)
+        assert not np.allclose(fast[: len(original) // 2], original[: len(original) // 2], atol=1e-1)
         middle = slice(len(original) // 4, len(original) // 2)
         assert not np.allclose(shifted[-len(original) :][middle], original[middle], atol=1e-1)
     report = json.loads((cwd / "out/report.json").read_text())
-    assert report["clips"] == n_clips and report["sequences"] == 9 * n_clips
+    assert report["clips"] == n_clips and report["sequences"] == 10 * n_clips
     assert report["variants"] == names[1:]
 
 
@@ -312,7 +314,7 @@ def test_augmented_store_is_deterministic(runs: dict[str, Run]) -> None:
 
 
 def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run], tmp_path: Path) -> None:
-    """Another augment seed changes the noise variant and nothing else."""
+    """Another augment seed changes the drawn variants and nothing else (not the speed's: it draws nothing)."""
     one = sorted(small_corpus.rglob("*.wav"))[0]
     (tmp_path / "data" / one.parent.name).mkdir(parents=True)
     shutil.copy(one, tmp_path / "data" / one.parent.name)
@@ -320,7 +322,7 @@ def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run]
     reseeded = read_store(tmp_path / "mfcc.h5")
     store = read_store(runs["aug_a"][0] / "out/mfcc.h5")
     rows = np.flatnonzero(store["path"] == reseeded["path"][0])
-    assert len(rows) == len(reseeded["path"]) == 9
+    assert len(rows) == len(reseeded["path"]) == 10
     for variant, row in enumerate(rows):
         ours = store["mfcc"][store["offsets"][row] : store["offsets"][row + 1]]
         theirs = reseeded["mfcc"][reseeded["offsets"][variant] : reseeded["offsets"][variant + 1]]
@@ -398,6 +400,19 @@ def test_phone_line_is_narrowband_quantised_and_drawn_per_clip() -> None:
     bits = {b: augment.apply(audio, augment.Variant(1, "phone", b), 0, "Actor_01/a.wav") for b in (8, 12, 16)}
     error = {b: np.mean((bits[b] - bits[16]).astype(np.float64) ** 2) for b in (8, 12)}
     assert error[8] > 16 * error[12] > 0  # 4 bits fewer: ~24 dB more quantisation noise
+
+
+@pytest.mark.parametrize("rate", [0.9, 1.1])
+def test_speed_variant_moves_pitch_and_tempo_together(rate: float) -> None:
+    """1/rate as long, a 440 Hz tone at 440 * rate Hz, nothing drawn: every clip the same way."""
+    t = np.arange(32000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    out = augment.apply(tone, augment.Variant(1, "speed", rate), 0, "Actor_01/a.wav")
+    assert out.dtype == np.float32 and abs(len(out) - len(tone) / rate) <= 1
+    spectrum = np.abs(np.fft.rfft(out[1000:-1000] * np.hanning(len(out) - 2000)))
+    peak = np.fft.rfftfreq(len(out) - 2000, 1 / 16000)[np.argmax(spectrum)]
+    assert abs(peak - 440 * rate) < 2
+    np.testing.assert_array_equal(out, augment.apply(tone, augment.Variant(1, "speed", rate), 0, "Actor_02/b.wav"))
 
 
 def test_babble_talkers_are_other_clips_of_the_same_speaker() -> None:
