@@ -39,6 +39,13 @@ def check_interrupt() -> None:
         raise KeyboardInterrupt
 
 
+def _drop_quietly(unraisable: sys.UnraisableHookArgs) -> None:
+    """Print nothing for a Ctrl-C that Python drops inside a C callback: the flag keeps it and the
+    command ends with its one line; the default hook printed a traceback above that line."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
+
+
 def run_cli(main: Callable[[], int | None]) -> None:
     """Run a command's main: input errors become one line on stderr and exit code 2, no traceback.
 
@@ -48,6 +55,7 @@ def run_cli(main: Callable[[], int | None]) -> None:
     _interrupted = False
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_sigint)
+        sys.unraisablehook = _drop_quietly
     try:
         code = main()
     except InputError as err:
