@@ -147,7 +147,6 @@ class TrainConfig:
     augment_variants: bool
     ensemble: int = at_least(1)
     channel_augment_db: float = finite_at_least_0()
-    pooling: str = one_of("last", "attention")
     crop_seconds: float = finite_at_least_0()
 
 

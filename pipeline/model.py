@@ -21,13 +21,7 @@ Hidden = tuple[torch.Tensor, torch.Tensor]
 
 
 class EmotionLSTM(nn.Module):
-    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step.
-
-    With attention pooling the output reads, besides the LSTM's last state, a running
-    attention-weighted mean of every step's state so far (ResLSTM-SA's pooling, streamed): the
-    decision draws on the whole clip. Its two running sums travel in the state pair as two more
-    rows of c: (h, [c of each layer | weighted sum | weight sum]) (CONTRACT.md).
-    """
+    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step."""
 
     def __init__(
         self,
@@ -36,8 +30,6 @@ class EmotionLSTM(nn.Module):
         num_layers: int = 2,
         num_classes: int = 8,
         dropout: float = 0.3,
-        attention: bool = False,
-        score_units: int = 1,
     ) -> None:
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(input_size))
@@ -46,14 +38,7 @@ class EmotionLSTM(nn.Module):
             input_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.dropout = nn.Dropout(dropout)
-        if attention:  # score_units: 1 for one model; an ensemble gives every unit its member's score (ensemble_of)
-            self.score = nn.Linear(hidden_size, score_units)
-        self.head = nn.Linear(2 * hidden_size if attention else hidden_size, num_classes)
-
-    @property
-    def scorer(self) -> nn.Linear | None:
-        """Attention pooling's score layer; None without pooling (and in models saved before it existed)."""
-        return self._modules.get("score")
+        self.head = nn.Linear(hidden_size, num_classes)
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -61,40 +46,14 @@ class EmotionLSTM(nn.Module):
 
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
-        so right padding never changes a sequence's own steps.
+        so right padding never changes a sequence's own steps."""
+        out, hidden = self.lstm((x - self.feature_mean) / self.feature_std, hidden)
+        return self.head(self.dropout(out)), hidden
 
-        Attention: step t reads sum_s a_s h_s / sum_s a_s over steps s <= t (running sums, so the
-        backend's one-frame calls give the same), a_s = attention_weights(h_s)."""
-        lstm_hidden, pooled = self.split_state(hidden)
-        out, (h, c) = self.lstm((x - self.feature_mean) / self.feature_std, lstm_hidden)
-        if self.scorer is None:
-            return self.head(self.dropout(out)), (h, c)
-        weights = self.attention_weights(out)
-        total, norm = (weights * out).cumsum(1), weights.cumsum(1)
-        if pooled is not None:
-            total, norm = total + pooled[0][:, None], norm + pooled[1][:, None]
-        logits = self.head(self.dropout(torch.cat([out, total / norm], dim=-1)))
-        total, norm = total[:, -1], norm[:, -1]  # the sums after the last step: two more rows of c
-        return logits, (h, torch.cat([c, torch.stack([total, norm.expand_as(total)])]))
-
-    def attention_weights(self, states: torch.Tensor) -> torch.Tensor:
-        """exp of a score bounded to +-SCORE_BOUND: the running sums stay finite in float32 without
-        the running maximum a softmax would need."""
-        return torch.exp(SCORE_BOUND * torch.tanh(self.scorer(states)))
-
-    def split_state(self, hidden: Hidden | None) -> tuple[Hidden | None, tuple[torch.Tensor, torch.Tensor] | None]:
-        """The state pair as the LSTM's (h, c) and attention's (weighted sum, weight sum) (None: a clip's start)."""
-        if hidden is None or self.scorer is None:
-            return hidden, None
-        h, c = hidden
-        layers = self.lstm.num_layers
-        return (h, c[:layers]), (c[layers], c[layers + 1, :, : self.scorer.out_features])
-
-    def resized(self, hidden_size: int, score_units: int = 1) -> EmotionLSTM:
+    def resized(self, hidden_size: int) -> EmotionLSTM:
         """A fresh model like this one but of another width (what ensemble_of merges into)."""
         return EmotionLSTM(
-            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
-            attention=self.scorer is not None, score_units=score_units,
+            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p
         )
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
@@ -110,11 +69,10 @@ class EmotionLSTM(nn.Module):
         oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
         probabilities up to 7.5e-6, README)."""
         z = ((x - self.feature_mean) / self.feature_std)[:, 0]
-        lstm_hidden, pooled = self.split_state(hidden)
-        if lstm_hidden is None:
+        if hidden is None:
             zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
-            lstm_hidden = (zeros, zeros)
-        h0, c0 = lstm_hidden
+            hidden = (zeros, zeros)
+        h0, c0 = hidden
         weights = self.lstm._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer; all_weights rebuilds lists per call
         hs, cs = [], []
         for layer in range(self.lstm.num_layers):
@@ -122,26 +80,7 @@ class EmotionLSTM(nn.Module):
             hs.append(h)
             cs.append(c)
             z = h
-        if self.scorer is None:
-            return self.head(z), (torch.stack(hs), torch.stack(cs))
-        norm = self.attention_weights(z)  # frame_logits' running sums, one step on
-        if pooled is None:
-            total = norm * z
-        else:
-            total, norm = torch.addcmul(pooled[0], norm, z), norm + pooled[1]
-        logits = self.head(torch.cat([z, total / norm], dim=-1))
-        return logits, (torch.stack(hs), torch.stack(cs + [total, norm.expand_as(total)]))
-
-
-SCORE_BOUND = 5.0  # attention scores lie in +-5: weights within e^10 of one another
-
-
-def build_model(
-    input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float, pooling: str = "last"
-) -> EmotionLSTM:
-    """The model train.* asks for: read from the last state alone (pooling last), or with attention
-    pooling too (pooling attention)."""
-    return EmotionLSTM(input_size, hidden_size, num_layers, num_classes, dropout, attention=pooling == "attention")
+        return self.head(z), (torch.stack(hs), torch.stack(cs))
 
 
 def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
@@ -150,9 +89,8 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
     The members run side by side inside a single nn.LSTM of hidden size sum(member sizes): every
     gate's weights are block-diagonal, so member k's units only ever see the input and member k's
     own units. The backend gets a plain model with the usual (h, c) state, at the cost of one LSTM
-    of the summed width; with attention pooling, every unit weighs its steps by its own member's
-    score, so each member's pooled states come out as they would alone. Members must share input
-    size, depth, classes and input statistics (they are trained on the same actors).
+    of the summed width. Members must share input size, depth, classes and input statistics (they
+    are trained on the same actors).
     """
     first = members[0]
     size, layers = first.lstm.hidden_size, first.lstm.num_layers
@@ -164,10 +102,7 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
         if not (same and same_input):
             raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
-    if any((m.scorer is None) != (first.scorer is None) for m in members):
-        raise ValueError("ensemble members must be of one kind (all with attention pooling or none)")
-    attention = first.scorer is not None
-    merged = first.resized(n * size, score_units=n * size if attention and n > 1 else 1)
+    merged = first.resized(n * size)
     merged.set_normalisation(first.feature_mean, first.feature_std)
     with torch.no_grad():
         for name, target in merged.lstm.named_parameters():
@@ -182,18 +117,7 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
                         target[rows] = block
                     else:
                         target[rows, k * size : (k + 1) * size] = block
-        if attention:  # member k's pooled units weigh their steps by member k's score (one score for one member)
-            merged.score.weight.zero_()
-            units = merged.score.out_features // n
-            for k, member in enumerate(members):
-                rows, columns = slice(k * units, (k + 1) * units), slice(k * size, (k + 1) * size)
-                merged.score.weight[rows, columns] = member.score.weight.expand(units, -1)
-                merged.score.bias[rows] = member.score.bias
-        # the head reads [h | pooled]: each half is the members' side by side
-        halves = 2 if attention else 1
-        merged.head.weight.copy_(
-            torch.cat([m.head.weight[:, j * size : (j + 1) * size] for j in range(halves) for m in members], dim=1) / n
-        )
+        merged.head.weight.copy_(torch.cat([m.head.weight for m in members], dim=1) / n)
         merged.head.bias.copy_(torch.stack([m.head.bias for m in members]).mean(0))
     # What gets exported: the backend's loop runs without torch.no_grad(), so parameters that
     # required gradients would grow an autograd graph frame after frame (CONTRACT.md).

@@ -24,7 +24,7 @@ from pipeline.config import PARAMS_FILE, TrainConfig
 from pipeline.dataset import SplitData, length_batches, pad, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
-from pipeline.model import EmotionLSTM, build_model, ensemble_of
+from pipeline.model import EmotionLSTM, ensemble_of
 from pipeline.workers import pool as worker_pool
 
 
@@ -163,10 +163,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     if len(train) == 0 or len(val) == 0:
         raise InputError(None, "the training and validation splits must both hold clips")
 
-    model = build_model(
-        train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout,
-        config.pooling,
-    )
+    model = EmotionLSTM(train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout)
     frames = torch.cat(train.sequences).double()
     model.set_normalisation(frames.mean(0).float(), frames.std(0).float())
     model.to(device)

@@ -16,7 +16,7 @@ import torch
 from pipeline.errors import InputError
 from pipeline.features import backend_mfcc
 from pipeline.inference import backend_replay, decide, replay
-from pipeline.model import SAFE_GLOBALS, SCORE_BOUND, EmotionLSTM, build_model, ensemble_of, load_model
+from pipeline.model import SAFE_GLOBALS, EmotionLSTM, ensemble_of, load_model
 from tests.helpers import REPO, TIMEOUT, cli_env, synth_clip
 
 # Feature statistics on the backend's raw MFCC scale (c0 of a near-silent frame is -1131.4).
@@ -64,15 +64,13 @@ def test_frame_by_frame_with_hidden_equals_the_whole_sequence(num_layers: int) -
     assert float((torch.stack(fresh) - whole).abs().max()) > 1e-3
 
 
-@pytest.mark.parametrize("kind", ["plain", "ensemble", "attention", "attention ensemble"])
+@pytest.mark.parametrize("kind", ["plain", "ensemble"])
 def test_the_single_frame_path_equals_the_sequence_path_to_1e6(kind: str) -> None:
     """forward on one frame runs torch.lstm_cell per layer (the lean path); it must give nn.LSTM's
     logits and state, for a batch too, and build no autograd graph once parameters are frozen."""
     model = {
         "plain": lambda: make_model(2),
         "ensemble": lambda: ensemble_of([make_model(2, seed=s) for s in (1, 2)]),
-        "attention": make_attention,
-        "attention ensemble": lambda: ensemble_of([make_attention(seed=s) for s in (1, 2)]),
     }[kind]()
     x = torch.stack([raw_sequence(40, seed=3), raw_sequence(40, seed=4)])  # a batch of 2
     with torch.no_grad():
@@ -82,7 +80,7 @@ def test_the_single_frame_path_equals_the_sequence_path_to_1e6(kind: str) -> Non
             output, hidden = model(x[:, t : t + 1], hidden)
             steps.append(output)
     assert float((torch.stack(steps, 1) - whole).abs().max()) <= 1e-6 * float(whole.abs().max())
-    for got, want in zip(hidden, (h_whole, c_whole)):  # c may carry attention's running sums
+    for got, want in zip(hidden, (h_whole, c_whole)):
         assert float((got - want).abs().max()) <= 1e-6 * max(1.0, float(want.abs().max()))
     model.requires_grad_(False)
     output, hidden = model(x[:, :1], None)  # the backend's loop, without torch.no_grad()
@@ -154,56 +152,6 @@ def test_ensemble_of_one_is_the_member_and_mismatched_members_are_refused() -> N
     other_statistics.set_normalisation(MEAN + 1, STD)
     with pytest.raises(ValueError, match="statistics"):
         ensemble_of([single, other_statistics])
-
-
-# ---- attention pooling, streamed in the state ---------------------------------------------------------
-
-
-def make_attention(seed: int = 0, hidden: int = 16) -> EmotionLSTM:
-    """An attention-pooling model with scores spread well beyond a fresh initialisation's."""
-    torch.manual_seed(seed)
-    model = build_model(13, hidden, 2, 8, 0.3, "attention")
-    model.set_normalisation(MEAN, STD)
-    with torch.no_grad():
-        model.score.weight.mul_(8.0)
-    return model.eval()
-
-
-def test_attention_pooling_reads_the_softmax_weighted_mean_of_all_states_so_far() -> None:
-    """Reference: at step t the head reads [h_t | sum_s w_s h_s], w = softmax over s <= t of the bounded score."""
-    model = make_attention()
-    x = raw_sequence(30, seed=11)[None]
-    with torch.no_grad():
-        logits = model.frame_logits(x)[0][0]
-        out = model.lstm((x - MEAN) / STD)[0][0]
-        scores = SCORE_BOUND * torch.tanh(model.score(out))[:, 0]
-        for t in (0, 9, 29):
-            weights = torch.softmax(scores[: t + 1], dim=0)
-            pooled = (weights[:, None] * out[: t + 1]).sum(0)
-            torch.testing.assert_close(logits[t], model.head(torch.cat([out[t], pooled])), rtol=0, atol=1e-5)
-        assert float(scores.max() - scores.min()) > 1.0  # the weights are far from uniform
-    _, (h, c) = model(x[:, :1], None)
-    assert h.shape == (2, 1, 16) and c.shape == (2 + 2, 1, 16)  # (h, [c of 2 layers | weighted sum | weight sum])
-
-
-def test_attention_state_carries_the_pooling_across_calls_and_ensembles_load(tmp_path: Path) -> None:
-    parts = [make_attention(seed=s) for s in (1, 2)]
-    merged = ensemble_of(parts)
-    x = raw_sequence(50, seed=12)
-    with torch.no_grad():
-        expected = torch.stack([m.frame_logits(x[None])[0][0] for m in parts]).mean(0)
-        whole = merged.frame_logits(x[None])[0][0]
-        first, hidden = merged.frame_logits(x[None, :20])
-        rest = merged.frame_logits(x[None, 20:], hidden)[0]
-    torch.testing.assert_close(whole, expected, rtol=0, atol=1e-5)
-    torch.testing.assert_close(torch.cat([first, rest], 1)[0], whole, rtol=0, atol=1e-5)
-    assert not any(p.requires_grad for p in merged.parameters())
-    torch.save(merged, tmp_path / "attention.pth")
-    loaded = load_model(tmp_path / "attention.pth")
-    np.testing.assert_array_equal(backend_replay(loaded, x), backend_replay(merged, x))
-    np.testing.assert_allclose(backend_replay(merged, x), torch.softmax(expected, -1).numpy(), atol=TOL, rtol=0)
-    with pytest.raises(ValueError, match="one kind"):
-        ensemble_of([make_model(), make_attention()])
 
 
 # ---- batched replay and the padding trap -------------------------------------------------------------------
@@ -298,8 +246,7 @@ def test_saved_model_loads_in_a_fresh_process_both_ways(tmp_path: Path) -> None:
     np.save(saved / "x.npy", x.numpy())
     models = {}
     candidates = {"model_1": make_model(1, seed=1), "model_2": make_model(2, seed=2),
-                  "ensemble": ensemble_of([make_model(2, seed=3), make_model(2, seed=4)]),
-                  "attention": ensemble_of([make_attention(seed=5), make_attention(seed=6)])}
+                  "ensemble": ensemble_of([make_model(2, seed=3), make_model(2, seed=4)])}
     for name, model in candidates.items():
         path = saved / f"{name}.pth"
         torch.save(model, path)

@@ -107,14 +107,11 @@ def test_channel_offsets_are_the_mfccs_of_smooth_curves() -> None:
     assert 10 < float(a[:, 1].std()) < 200 and float(a[:, 12].std()) < float(a[:, 1].std())
 
 
-@pytest.mark.parametrize("knob", [{"channel_augment_db": 12.0}, {"pooling": "attention"}])
-def test_model_options_run_and_change_training(splits: dict[str, SplitData], knob: dict[str, float | str]) -> None:
-    off = {"channel_augment_db": 0.0, "pooling": "last"}  # whatever params.yaml's defaults are
-    base = fit(splits, 8, train_config(epochs=2, **off))
-    varied = fit(splits, 8, train_config(epochs=2, **(off | knob)))
+def test_channel_augmentation_runs_and_changes_training(splits: dict[str, SplitData]) -> None:
+    base = fit(splits, 8, train_config(epochs=2, channel_augment_db=0.0))  # whatever params.yaml's default is
+    varied = fit(splits, 8, train_config(epochs=2, channel_augment_db=12.0))
     assert all(math.isfinite(row["train_loss"]) for row in varied.history)
-    assert not state_equal(base.model.state_dict(), varied.model.state_dict()), knob
-    assert (varied.model.scorer is not None) == (knob.get("pooling") == "attention")
+    assert not state_equal(base.model.state_dict(), varied.model.state_dict())
 
 
 def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[str, SplitData]) -> None:
