@@ -107,26 +107,6 @@ def channel_offsets(n: int, scale_db: float) -> torch.Tensor:
     return (curve @ mel_dct()).float()
 
 
-def clip_loss(
-    logits: torch.Tensor, last: torch.Tensor, lengths: torch.Tensor, target: torch.Tensor,
-    weight: torch.Tensor | None, frame_weight: float,
-) -> torch.Tensor:
-    """The loss at each clip's true last frame plus frame_weight times the mean loss over its real
-    frames (which trains the outputs that early answers and the mean rule read): one label per clip."""
-    loss = F.cross_entropy(last, target, weight=weight)
-    if frame_weight > 0:
-        valid = torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]
-        loss = loss + frame_weight * F.cross_entropy(logits[valid], target.repeat_interleave(lengths), weight=weight)
-    return loss
-
-
-def mixup(alpha: float, n: int, rng: np.random.Generator) -> tuple[float, torch.Tensor]:
-    """A batch's mixup draw (Zhang et al. 2018): the weight of the batch itself, ~ Beta(alpha, alpha),
-    and the partner of each clip (a permutation). The blend is of the MFCCs, not the audio: a
-    regulariser between classes and speakers, not a simulated mixture of voices."""
-    return float(rng.beta(alpha, alpha)), torch.from_numpy(rng.permutation(n))
-
-
 @functools.cache
 def mel_dct() -> torch.Tensor:
     """(128, 13): a log-mel curve times this is its 13 MFCCs (librosa's orthonormal DCT-II)."""
@@ -212,18 +192,14 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             x, lengths = pad(sequences)
             if config.channel_augment_db > 0:
                 x = x + channel_offsets(len(idx), config.channel_augment_db)[:, None, :]
-            y = train.labels[idx]
-            blend = mixup(config.mixup_alpha, len(idx), rng) if config.mixup_alpha > 0 else None
-            if blend is not None:
-                lam, partner = blend
-                x, lengths = lam * x + (1 - lam) * x[partner], torch.minimum(lengths, lengths[partner])
-            x, lengths, y = x.to(device), lengths.to(device), y.to(device)
+            x, lengths, y = x.to(device), lengths.to(device), train.labels[idx].to(device)
             logits = model.frame_logits(x)[0]
             last = logits[torch.arange(len(idx), device=device), lengths - 1]
-            loss = clip_loss(logits, last, lengths, y, weight, config.frame_loss_weight)
-            if blend is not None:
-                partner_loss = clip_loss(logits, last, lengths, y[partner.to(device)], weight, config.frame_loss_weight)
-                loss = lam * loss + (1 - lam) * partner_loss
+            loss = F.cross_entropy(last, y, weight=weight)
+            if config.frame_loss_weight > 0:
+                valid = torch.arange(logits.shape[1], device=device)[None, :] < lengths[:, None]
+                frame_loss = F.cross_entropy(logits[valid], y.repeat_interleave(lengths), weight=weight)
+                loss = loss + config.frame_loss_weight * frame_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:

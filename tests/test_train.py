@@ -24,7 +24,7 @@ from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.store import FeatureStore
 from pipeline.train import export
-from pipeline.training import MEL_BANDS, channel_offsets, fit, mel_dct, mixup, predictions
+from pipeline.training import MEL_BANDS, channel_offsets, fit, mel_dct, predictions
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
@@ -201,17 +201,6 @@ def test_frontend6_merges_calm_into_neutral_and_disgust_into_angry(project: Path
     for split in data.values():
         codes = split.clips["emotion"].to_numpy()
         assert split.labels.tolist() == [expected[int(c)] for c in codes]
-
-
-def test_mixup_blends_batches_and_stays_deterministic(splits: dict[str, SplitData]) -> None:
-    rng = np.random.default_rng(0)
-    draws = [mixup(0.4, 32, rng) for _ in range(200)]
-    lams = np.array([lam for lam, _ in draws])
-    assert np.all((lams >= 0) & (lams <= 1)) and 0.3 < lams.mean() < 0.7 and lams.std() > 0.25  # Beta(0.4, 0.4): U-shaped
-    assert all(sorted(p.tolist()) == list(range(32)) for _, p in draws)
-    mixed = fit(splits, 8, train_config(epochs=2, mixup_alpha=0.4))
-    assert state_equal(mixed.model.state_dict(), fit(splits, 8, train_config(epochs=2, mixup_alpha=0.4)).model.state_dict())
-    assert not state_equal(mixed.model.state_dict(), fit(splits, 8, train_config(epochs=2)).model.state_dict())
 
 
 # ---- augmented variants in load_splits --------------------------------------------------------------
