@@ -1,12 +1,16 @@
 """Benchmark: the fast MFCC path against the per-frame librosa oracle on the same decoded clips.
 
     python scripts/bench.py [--data DIR] [--clips N] [--repeat R] [--extract] [--model PATH ...]
+                            [--epoch-crops S [S ...]] [--sequences N]
 
 Both run single-threaded in one process on identical audio, so the ratio measures the algorithm,
 not the core count. --extract also times the whole extract stage as a subprocess. --model times
 the backend's frame-by-frame loop as the plan writes it (no torch.no_grad(), one thread) on saved
 models and, in the same process, on a bare nn.LSTM(13, 128, 2): the ratio is the per-frame budget's
 yardstick (at most 0.5 x), steadier than microseconds on a shared machine.
+--epoch-crops times one training epoch of one member (params.yaml's train config, one thread) on
+the first N real training sequences of the store, for each training window (train.crop_seconds)
+in turn, alternated over the repeats: the ratio to the first window is what a window costs per epoch.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +27,13 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from pipeline.audio import load_audio
+from pipeline.config import DataConfig, TrainConfig, load
+from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.features import backend_mfcc, reference_mfcc
 from pipeline.model import load_model
-from pipeline.ravdess import DATA, find_clips
+from pipeline.ravdess import DATA, class_names, find_clips
+from pipeline.training import fit_member
 
 
 def pick_clips(data_root: Path, n: int) -> list[Path]:
@@ -102,6 +110,22 @@ def time_extract(data_root: Path) -> float:
         return time.perf_counter() - start
 
 
+def time_epochs(store: Path, split: Path, crops: list[float], sequences: int, repeat: int) -> list[float]:
+    """Seconds of one epoch of one member per training window, best of `repeat`, windows alternated
+    so that a load change on a shared machine touches them alike."""
+    scheme = load(DataConfig, "data").classes
+    config = load(TrainConfig, "train")
+    data = load_splits(store, split, scheme, config.augment_variants)
+    train = data["train"]
+    data["train"] = SplitData(train.sequences[:sequences], train.labels[:sequences], train.clips.iloc[:sequences])
+    best = [np.inf] * len(crops)
+    for _ in range(repeat):
+        for i, crop in enumerate(crops):
+            member = fit_member(data, len(class_names(scheme)), replace(config, epochs=1, crop_seconds=crop), "bench")
+            best[i] = min(best[i], member.seconds)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA, help="corpus folder (%(default)s, filled by fetch)")
@@ -109,9 +133,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="fast path: best of this many passes")
     parser.add_argument("--extract", action="store_true", help="also time the whole extract stage")
     parser.add_argument("--model", type=Path, nargs="+", default=[], help="also time the backend's loop on these models")
+    parser.add_argument("--epoch-crops", type=float, nargs="+", default=[], metavar="S",
+                        help="only time a training epoch with these windows (s; 0 = whole clips)")
+    parser.add_argument("--sequences", type=int, default=3000, help="--epoch-crops: training sequences (%(default)s)")
+    parser.add_argument("--store", type=Path, default=Path("features/mfcc.h5"), help="--epoch-crops: %(default)s")
+    parser.add_argument("--split", type=Path, default=Path("features/split.csv"), help="--epoch-crops: %(default)s")
     args = parser.parse_args()
-    if args.clips < 1 or args.repeat < 1:
-        parser.error("--clips and --repeat must be at least 1")
+    if args.clips < 1 or args.repeat < 1 or args.sequences < 1:
+        parser.error("--clips, --repeat and --sequences must be at least 1")
+    if any(not crop >= 0 for crop in args.epoch_crops):
+        parser.error("--epoch-crops: windows are seconds >= 0 (0 = whole clips)")
+    if args.epoch_crops:
+        seconds = time_epochs(args.store, args.split, args.epoch_crops, args.sequences, args.repeat)
+        print(f"epoch       one member, {args.sequences} training sequences of {args.store}, 1 thread, best of {args.repeat}")
+        for crop, s in zip(args.epoch_crops, seconds):
+            print(f"window {crop:4.1f} s {s:7.2f} s/epoch  {s / seconds[0]:5.2f} x the first")
+        return
     data_root = args.data
 
     paths = pick_clips(data_root, args.clips)

@@ -327,3 +327,16 @@ def test_bench_times_the_backend_loop_of_saved_models(tmp_path: Path, synth_corp
     assert len(lines) == 2
     assert "2 x 16 units" in lines[0] and "2 x 32 units" in lines[1]
     assert all(float(line.split()[1]) > 0 for line in lines)
+
+
+def test_bench_times_a_training_epoch_per_window(project: Path) -> None:
+    """--epoch-crops trains one epoch per window in the project's params and prints one row each, in
+    the order given, with its ratio to the first (1.00 for the first itself)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/bench.py"), "--epoch-crops", "0.5", "0.2", "--sequences", "16", "--repeat", "1"],
+        cwd=project, env=cli_env(), capture_output=True, text=True, timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("window")]
+    assert [row[1] for row in rows] == ["0.5", "0.2"], proc.stdout
+    assert all(float(row[3]) > 0 for row in rows) and rows[0][5] == "1.00", proc.stdout
