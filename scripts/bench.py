@@ -9,8 +9,10 @@ the backend's frame-by-frame loop as the plan writes it (no torch.no_grad(), one
 models and, in the same process, on a bare nn.LSTM(13, 128, 2): the ratio is the per-frame budget's
 yardstick (at most 0.5 x), steadier than microseconds on a shared machine.
 --epoch-crops times one training epoch of one member (params.yaml's train config, one thread) on
-the first N real training sequences of the store, for each training window (train.crop_seconds)
+the store's training sequences (all, or the first N), for each training window (train.crop_seconds)
 in turn, alternated over the repeats: the ratio to the first window is what a window costs per epoch.
+An epoch includes its validation pass, a fixed cost: with fewer sequences than the train stage's,
+the ratio moves towards 1.
 """
 from __future__ import annotations
 
@@ -110,14 +112,15 @@ def time_extract(data_root: Path) -> float:
         return time.perf_counter() - start
 
 
-def time_epochs(store: Path, split: Path, crops: list[float], sequences: int, repeat: int) -> list[float]:
+def time_epochs(store: Path, split: Path, crops: list[float], sequences: int | None, repeat: int) -> list[float]:
     """Seconds of one epoch of one member per training window, best of `repeat`, windows alternated
     so that a load change on a shared machine touches them alike."""
     scheme = load(DataConfig, "data").classes
     config = load(TrainConfig, "train")
     data = load_splits(store, split, scheme, config.augment_variants)
     train = data["train"]
-    data["train"] = SplitData(train.sequences[:sequences], train.labels[:sequences], train.clips.iloc[:sequences])
+    if sequences:
+        data["train"] = SplitData(train.sequences[:sequences], train.labels[:sequences], train.clips.iloc[:sequences])
     best = [np.inf] * len(crops)
     for _ in range(repeat):
         for i, crop in enumerate(crops):
@@ -135,17 +138,18 @@ def main() -> None:
     parser.add_argument("--model", type=Path, nargs="+", default=[], help="also time the backend's loop on these models")
     parser.add_argument("--epoch-crops", type=float, nargs="+", default=[], metavar="S",
                         help="only time a training epoch with these windows (s; 0 = whole clips)")
-    parser.add_argument("--sequences", type=int, default=3000, help="--epoch-crops: training sequences (%(default)s)")
+    parser.add_argument("--sequences", type=int, help="--epoch-crops: the first N training sequences (default: all)")
     parser.add_argument("--store", type=Path, default=Path("features/mfcc.h5"), help="--epoch-crops: %(default)s")
     parser.add_argument("--split", type=Path, default=Path("features/split.csv"), help="--epoch-crops: %(default)s")
     args = parser.parse_args()
-    if args.clips < 1 or args.repeat < 1 or args.sequences < 1:
+    if args.clips < 1 or args.repeat < 1 or (args.sequences is not None and args.sequences < 1):
         parser.error("--clips, --repeat and --sequences must be at least 1")
     if any(not crop >= 0 for crop in args.epoch_crops):
         parser.error("--epoch-crops: windows are seconds >= 0 (0 = whole clips)")
     if args.epoch_crops:
         seconds = time_epochs(args.store, args.split, args.epoch_crops, args.sequences, args.repeat)
-        print(f"epoch       one member, {args.sequences} training sequences of {args.store}, 1 thread, best of {args.repeat}")
+        count = "all" if args.sequences is None else f"the first {args.sequences}"
+        print(f"epoch       one member, {count} training sequences of {args.store}, 1 thread, best of {args.repeat}")
         for crop, s in zip(args.epoch_crops, seconds):
             print(f"window {crop:4.1f} s {s:7.2f} s/epoch  {s / seconds[0]:5.2f} x the first")
         return
