@@ -8,7 +8,7 @@ not the core count. --extract also times the whole extract stage as a subprocess
 the backend's frame-by-frame loop as the plan writes it (no torch.no_grad(), one thread) on saved
 models and, in the same process, on a bare nn.LSTM(13, 128, 2): the ratio is the per-frame budget's
 yardstick (at most 0.5 x), steadier than microseconds on a shared machine.
---epoch-crops times one training epoch of one member (params.yaml's train config, one thread) on
+--epoch-crops times one training epoch of one member (params.yaml's train config and train.threads) on
 the store's training sequences (all, or the first N), for each training window (train.crop_seconds)
 in turn, alternated over the repeats: the ratio to the first window is what a window costs per epoch.
 An epoch includes its validation pass, a fixed cost: with fewer sequences than the train stage's,
@@ -121,10 +121,11 @@ def time_epochs(store: Path, split: Path, crops: list[float], sequences: int | N
     train = data["train"]
     if sequences:
         data["train"] = SplitData(train.sequences[:sequences], train.labels[:sequences], train.clips.iloc[:sequences])
+    n_classes = len(class_names(scheme))
     best = [np.inf] * len(crops)
     for _ in range(repeat):
         for i, crop in enumerate(crops):
-            member = fit_member(data, len(class_names(scheme)), replace(config, epochs=1, crop_seconds=crop), "bench")
+            member = fit_member(data, n_classes, replace(config, epochs=1, crop_seconds=crop), "bench")
             best[i] = min(best[i], member.seconds)
     return best
 
@@ -149,7 +150,7 @@ def main() -> None:
     if args.epoch_crops:
         seconds = time_epochs(args.store, args.split, args.epoch_crops, args.sequences, args.repeat)
         count = "all" if args.sequences is None else f"the first {args.sequences}"
-        print(f"epoch       one member, {count} training sequences of {args.store}, 1 thread, best of {args.repeat}")
+        print(f"epoch       one member, {count} training sequences of {args.store}, train.threads of params.yaml, best of {args.repeat}")
         for crop, s in zip(args.epoch_crops, seconds):
             print(f"window {crop:4.1f} s {s:7.2f} s/epoch  {s / seconds[0]:5.2f} x the first")
         return
