@@ -2,13 +2,13 @@
 pitch-shift, noise of a random colour per clip (white to brown) at an SNR, babble at an SNR, hard
 clipping, a reverberant room, a narrowband phone line, and speed perturbation.
 
-Babble is made of other actors' clips of the same cross-validation fold (extract.babble_talkers), each
-resampled by 2-5 semitones up or down (pitch and tempo together: other voices, other speaking rates).
-Folds are trained or tested on whole, so a training clip's crowd never holds a voice that its model is
-tested on. The evaluation suite's babble (pipeline.conditions) is other test speakers' at another SNR
-and without the resampling: what the model meets there, it has not memorised. Likewise the rooms are
-drawn at random (ROOM_POOL per RT60, other geometries than the suite's two), and the phone line has
-random band edges and a linear quantiser where the suite's lines are 300-3400 Hz with mu-law or GSM. Speed perturbation plays the clip faster or
+Babble is made of the same speaker's other clips, each resampled by 2-5 semitones up or down (pitch and
+tempo together: other voices, other speaking rates), never of other speakers: the store does not know
+the split, and another actor's voice in a training clip's babble could be a test actor's. The
+evaluation suite's babble (pipeline.conditions) is other speakers' at another SNR: what the model meets
+there, it has not memorised. Likewise the rooms are drawn at random (ROOM_POOL per RT60, other
+geometries than the suite's two), and the phone line has random band edges and a linear quantiser
+where the suite's lines are 300-3400 Hz with mu-law or GSM. Speed perturbation plays the clip faster or
 slower, pitch and tempo together (Ko et al. 2015, Kaldi's 0.9/1.1): another speaker's vocal tract length
 and rate, the speaker variety that pitch shift alone gives only half of.
 
@@ -56,7 +56,7 @@ def variants(config: AugmentConfig) -> list[Variant]:
 
 def apply(audio: np.ndarray, variant: Variant, seed: int, key: str, talkers: Sequence[np.ndarray] = ()) -> np.ndarray:
     """The variant of one clip; random draws are seeded by (seed, clip path, variant) so reruns agree.
-    Babble needs ``talkers``: its crowd's clips (extract.babble_talkers)."""
+    Babble needs ``talkers``: the speaker's other clips (extract.babble_talkers)."""
     import librosa
 
     rng = np.random.default_rng([seed, zlib.crc32(key.encode()), variant.index])
@@ -72,7 +72,7 @@ def apply(audio: np.ndarray, variant: Variant, seed: int, key: str, talkers: Seq
         return (audio + noise).astype(np.float32)
     if variant.kind == "babble":
         if not talkers:
-            raise ValueError(f"{key}: a babble variant needs its crowd's clips (extract.babble_talkers)")
+            raise ValueError(f"{key}: a babble variant needs the speaker's clips (extract.babble_talkers)")
         voices = [resampled_voice(clip, rng) for clip in talkers]
         mix = BabbleSource(voices, talkers=len(voices)).mix(len(audio), rng)
         return add_at_snr(audio, mix, variant.value).astype(np.float32)

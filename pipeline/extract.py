@@ -24,17 +24,16 @@ from tqdm import tqdm
 
 from pipeline import augment
 from pipeline.audio import FRAME_LENGTH, HOP_LENGTH, SAMPLE_RATE, load_audio
-from pipeline.config import DataConfig, ExtractConfig, SplitConfig, load
+from pipeline.config import DataConfig, ExtractConfig, load
 from pipeline.corpora import clip_meta, ravdess_speaker, read_corpora
 from pipeline.corpus import Corpus
 from pipeline.errors import InputError, check_interrupt, run_cli
-from pipeline.folds import actor_folds
 from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_mfcc
 from pipeline.outputs import atomic_path, check_writable, write_json
-from pipeline.ravdess import CORPUS, DATA, find_clips, parse_name
+from pipeline.ravdess import DATA, find_clips, parse_name
 from pipeline.store import STORE, Clip, write_store
 
-# a clip's audio, store metadata, variants, seed, and the clips its babble is made of
+# a clip's audio, store metadata, variants, seed, and the speaker's clips its babble is made of
 Task = tuple[Path, dict[str, Any], list[augment.Variant], int, list[Path]]
 BABBLE_TALKERS = 5  # voices in a babble variant's crowd
 Blame = Callable[[str], InputError]  # a reason -> the error naming where the clip came from
@@ -63,29 +62,17 @@ def talker_audio(path: Path) -> np.ndarray:
         raise InputError(path, f"unusable as babble: {err.reason}") from None
 
 
-def babble_talkers(
-    sources: list[tuple[Path, dict[str, Any], Blame]], seed: int, folds: dict[int, int]
-) -> list[list[Path]]:
-    """For each clip, BABBLE_TALKERS clips of other speakers, drawn by (seed, clip path): the voices of its
-    babble variants. A RAVDESS actor's crowd comes from the other actors of its cross-validation fold
-    (folds: actor -> fold, pipeline.folds), and folds are tested or trained on whole, so no fold's
-    training babble holds a voice that it tests on. A speaker outside the folds (another corpus, or a
-    corpus the split cannot fold) hears its own other clips (itself for a speaker of one clip)."""
+def babble_talkers(sources: list[tuple[Path, dict[str, Any], Blame]], seed: int) -> list[list[Path]]:
+    """For each clip, BABBLE_TALKERS other clips of its speaker (itself for a speaker of one clip), drawn by
+    (seed, clip path): the voices of its babble variants, which no other speaker's voice enters
+    (pipeline.augment)."""
     speakers = [meta.get("speaker") or meta["actor"] for _, meta, _ in sources]
-    pools: list[Any] = [
-        ("fold", folds[meta["actor"]]) if meta.get("corpus", CORPUS) == CORPUS and meta["actor"] in folds
-        else ("speaker", speaker)
-        for (_, meta, _), speaker in zip(sources, speakers)
-    ]
-    members: dict[Any, list[int]] = {}
-    for i, pool in enumerate(pools):
-        members.setdefault(pool, []).append(i)
+    by_speaker: dict[Any, list[int]] = {}
+    for i, speaker in enumerate(speakers):
+        by_speaker.setdefault(speaker, []).append(i)
     talkers = []
     for i, (_, meta, _) in enumerate(sources):
-        if pools[i][0] == "fold":
-            others = [j for j in members[pools[i]] if speakers[j] != speakers[i]]
-        else:
-            others = [j for j in members[pools[i]] if j != i] or [i]  # alone: itself
+        others = [j for j in by_speaker[speakers[i]] if j != i] or [i]  # alone: itself
         rng = np.random.default_rng([seed, zlib.crc32(meta["path"].encode())])
         chosen = sorted(rng.choice(len(others), size=min(BABBLE_TALKERS, len(others)), replace=False))
         talkers.append([sources[others[k]][0] for k in chosen])
@@ -157,16 +144,10 @@ def store_attrs(config: ExtractConfig) -> dict[str, Any]:
 
 
 def extract(
-    data_root: Path,
-    out: Path,
-    report: Path,
-    config: ExtractConfig,
-    split: SplitConfig,
-    corpora: dict[str, Corpus] | None = None,
+    data_root: Path, out: Path, report: Path, config: ExtractConfig, corpora: dict[str, Corpus] | None = None
 ) -> dict[str, Any]:
     """Run the stage on RAVDESS and the training corpora (name -> corpus); returns the report. Nothing is
-    written unless every step succeeds. split's params place RAVDESS's actors in folds, which bound
-    their babble crowds (babble_talkers)."""
+    written unless every step succeeds."""
     on_error = config.on_error
     variants = augment.variants(config.augment)
     seed = config.augment.seed
@@ -178,8 +159,7 @@ def extract(
         sources = [(path, meta | ravdess_speaker(meta), blame) for path, meta, blame in sources]
         sources += [clip for name, corpus in corpora.items() for clip in corpus_clips(name, corpus)]
     babble = any(v.kind == "babble" for v in variants)
-    folds = actor_folds([meta["actor"] for _, meta, _ in sources if meta.get("corpus", CORPUS) == CORPUS], split)
-    talkers = babble_talkers(sources, seed, folds) if babble else [[] for _ in sources]
+    talkers = babble_talkers(sources, seed) if babble else [[] for _ in sources]
     tasks: list[Task] = [(path, meta, variants, seed, voices) for (path, meta, _), voices in zip(sources, talkers)]
 
     _constants()  # build the filterbank once, before the workers fork
@@ -239,10 +219,9 @@ def main() -> None:
     args = parser.parse_args()
     check_writable(args.out, args.report)
     config = load(ExtractConfig, "extract")
-    split = load(SplitConfig, "split")
     data = load(DataConfig, "data")
     corpora = read_corpora(data.train_corpora, data.emotion_map)  # every manifest checked before any decoding
-    extract(args.data, args.out, args.report, config, split, corpora)
+    extract(args.data, args.out, args.report, config, corpora)
 
 
 if __name__ == "__main__":

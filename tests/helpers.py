@@ -178,11 +178,6 @@ def serial_config(**augment: Any) -> ExtractConfig:
     return parse(ExtractConfig, {**params, "workers": 1}, "extract")
 
 
-def split_config() -> SplitConfig:
-    """SPLIT's params for the 8-actor synthetic corpus (extract needs them for babble's folds)."""
-    return parse(SplitConfig, {"seed": 0, **SPLIT}, "split")
-
-
 def train_config(**overrides: Any) -> TrainConfig:
     """The repo's train params with TINY's small model, one member unless the overrides say otherwise,
     checked as the stage checks them."""
@@ -260,7 +255,7 @@ def variant_store(folder: Path) -> tuple[Path, Path, pd.DataFrame]:
     store = folder / "mfcc.h5"
     write_store(store, clips, {"sample_rate": 16000, "frame_length": 400, "hop_length": 160, "n_mfcc": 13})
     table = pd.DataFrame([{**c.meta, "n_frames": len(c.mfcc)} for c in clips])
-    manifest = build_manifest(table, split_config())
+    manifest = build_manifest(table, parse(SplitConfig, {"seed": 0, **SPLIT}, "split"))
     manifest[COLUMNS].to_csv(folder / "split.csv", index=False)
     return store, folder / "split.csv", manifest
 

@@ -35,7 +35,6 @@ from tests.helpers import (
     project_folder,
     run_stages,
     serial_config,
-    split_config,
 )
 
 TRAIN, EVAL = "corpora/train", "corpora/eval"
@@ -123,7 +122,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
     result = {}
     for name, corpora in (("alone", {}), ("both", read_corpora([manifest], {}))):
         out = root / name
-        report = extract(root / "ravdess", out / "mfcc.h5", out / "report.json", config, split_config(), corpora)
+        report = extract(root / "ravdess", out / "mfcc.h5", out / "report.json", config, corpora)
         result[name] = read_store(out / "mfcc.h5").assign(report=json.dumps(report))
     return result
 
@@ -366,7 +365,7 @@ def test_ravdess_by_manifest_gives_the_built_in_readers_store(real_ravdess: Path
     manifest = tmp_path / TRAIN / "rv.csv"
     write_manifest(manifest, scan("ravdess", folder, manifest).rows)
     out = tmp_path / "out"
-    extract(folder, out / "mfcc.h5", out / "report.json", serial_config(), split_config(), read_corpora([manifest], {}))
+    extract(folder, out / "mfcc.h5", out / "report.json", serial_config(), read_corpora([manifest], {}))
     store = read_store(out / "mfcc.h5")
     builtin, described = store[store["corpus"] == "ravdess"], store[store["corpus"] == "rv"]
     assert len(builtin) == len(described) == 4

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,10 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
-import yaml
 
 from pipeline import augment, conditions, mixing
 from pipeline import extract as extract_module
-from pipeline.config import SplitConfig, parse
 from pipeline.extract import extract
-from pipeline.folds import actor_folds
 from tests.helpers import (
     REPO,
     assert_no_files,
@@ -40,7 +36,6 @@ from tests.helpers import (
     not_audio,
     run_stage,
     serial_config,
-    split_config,
     session_processes,
     sha256,
     synth_clip,
@@ -182,7 +177,7 @@ def test_failed_write_leaves_nothing(small_corpus: Path, tmp_path: Path, monkeyp
 
     monkeypatch.setattr(h5py.Group, "create_group", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", serial_config(), split_config())
+        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", serial_config())
     assert_no_files(tmp_path / "out")
 
 
@@ -196,7 +191,7 @@ def test_failed_report_leaves_no_store(
 
     monkeypatch.setattr("pipeline.extract.write_json", disk_full)
     with pytest.raises(OSError):
-        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", serial_config(), split_config())
+        extract(small_corpus, tmp_path / "out/mfcc.h5", tmp_path / "out/report.json", serial_config())
     assert_no_files(tmp_path / "out")
 
 
@@ -323,7 +318,7 @@ def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run]
     one = sorted(small_corpus.rglob("*.wav"))[0]
     (tmp_path / "data" / one.parent.name).mkdir(parents=True)
     shutil.copy(one, tmp_path / "data" / one.parent.name)
-    extract(tmp_path / "data", tmp_path / "mfcc.h5", tmp_path / "report.json", serial_config(**{**AUGMENT, "seed": 1}), split_config())
+    extract(tmp_path / "data", tmp_path / "mfcc.h5", tmp_path / "report.json", serial_config(**{**AUGMENT, "seed": 1}))
     reseeded = read_store(tmp_path / "mfcc.h5")
     store = read_store(runs["aug_a"][0] / "out/mfcc.h5")
     rows = np.flatnonzero(store["path"] == reseeded["path"][0])
@@ -420,36 +415,18 @@ def test_speed_variant_moves_pitch_and_tempo_together(rate: float) -> None:
     np.testing.assert_array_equal(out, augment.apply(tone, augment.Variant(1, "speed", rate), 0, "Actor_02/b.wav"))
 
 
-def test_babble_talkers_are_other_actors_of_the_same_fold() -> None:
-    """With the repo's split params on RAVDESS's 24 actors: each crowd holds five clips of other actors
-    of the clip's own fold, so no fold trains on a voice that it tests on."""
-    split = parse(SplitConfig, yaml.safe_load((REPO / "params.yaml").read_text())["split"], "split")
-    sources = [(Path(f"{actor}/{take}.wav"), {"path": f"{actor}/{take}", "actor": actor}, None)
-               for actor in range(1, 25) for take in range(3)]
-    folds = actor_folds(list(range(1, 25)), split)
-    assert sorted(Counter(folds.values()).values()) == [4] * 6
-    talkers = extract_module.babble_talkers(sources, 0, folds)
-    for (path, meta, _), voices in zip(sources, talkers):
-        actors = {int(v.parts[0]) for v in voices}
-        assert len(voices) == extract_module.BABBLE_TALKERS == len(set(voices))
-        assert meta["actor"] not in actors and {folds[a] for a in actors} == {folds[meta["actor"]]}
-    assert talkers == extract_module.babble_talkers(sources, 0, folds)
-    assert talkers != extract_module.babble_talkers(sources, 1, folds)
-
-
-def test_babble_talkers_outside_the_folds_are_the_speakers_own_clips() -> None:
-    """Another corpus's speakers (or actors the split cannot fold) hear their own other clips."""
+def test_babble_talkers_are_other_clips_of_the_same_speaker() -> None:
     sources = [(Path(f"{actor}/{take}.wav"), {"path": f"{actor}/{take}", "actor": actor}, None)
                for actor in (1, 2, 3) for take in range(8 if actor < 3 else 1)]
-    sources += [(Path(f"c/{speaker}/{take}.wav"), {"path": f"c:{speaker}/{take}", "actor": 0, "corpus": "c",
-                 "speaker": f"c:{speaker}"}, None) for speaker in ("ann", "bob") for take in range(6)]
-    talkers = extract_module.babble_talkers(sources, 0, {})
+    talkers = extract_module.babble_talkers(sources, seed=0)
     for (path, meta, _), voices in zip(sources, talkers):
         if meta["actor"] == 3:
             assert voices == [path]  # a speaker of one clip: its own voice, shifted
             continue
         assert len(voices) == extract_module.BABBLE_TALKERS == len(set(voices))
-        assert path not in voices and all(v.parent == path.parent for v in voices)
+        assert path not in voices and all(v.parts[0] == path.parts[0] for v in voices)
+    assert talkers == extract_module.babble_talkers(sources, seed=0)
+    assert talkers != extract_module.babble_talkers(sources, seed=1)
 
 
 def test_clipping_variant_clips_its_overdrive_below_the_peak() -> None:

@@ -13,8 +13,7 @@ import yaml
 from pipeline.config import SplitConfig, parse
 from pipeline.errors import InputError
 from pipeline.manifest import validate
-from pipeline.folds import assign_actors
-from pipeline.split import build_manifest
+from pipeline.split import assign_actors, build_manifest
 from pipeline.store import Clip, FeatureStore, write_store
 from tests.helpers import REPO, assert_one_line_error, clip_name, run_stage, sha256
 from tests.helpers import project_folder as project

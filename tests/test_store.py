@@ -14,7 +14,7 @@ from pipeline.errors import InputError
 from pipeline.extract import extract
 from pipeline.features import backend_mfcc
 from pipeline.store import Clip, FeatureStore, write_store
-from tests.helpers import serial_config, split_config
+from tests.helpers import serial_config
 
 FIELDS = ("actor", "emotion", "intensity", "statement", "repetition")
 
@@ -23,7 +23,7 @@ FIELDS = ("actor", "emotion", "intensity", "statement", "repetition")
 def store(synth_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic corpus extracted in this process (one worker: no fork inside pytest)."""
     out = tmp_path_factory.mktemp("store")
-    extract(synth_corpus, out / "mfcc.h5", out / "report.json", serial_config(), split_config())
+    extract(synth_corpus, out / "mfcc.h5", out / "report.json", serial_config())
     return out / "mfcc.h5"
 
 
