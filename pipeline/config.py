@@ -126,16 +126,6 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
-class DistillConfig:
-    """A non-causal teacher's soft per-clip targets for the student's frames (pipeline.teacher)."""
-
-    weight: float = finite_at_least_0()  # of the distillation loss beside the hard-label losses; 0 = off
-    temperature: float = rule(lambda v: 0 < v < math.inf, "> 0 and finite")
-    epochs: int = at_least(1)  # the teacher's
-    channels: int = at_least(1)  # the teacher's convolution width
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     seed: int = at_least(0)
     device: str = one_of("auto", "cpu", "cuda")
@@ -158,7 +148,6 @@ class TrainConfig:
     ensemble: int = at_least(1)
     channel_augment_db: float = finite_at_least_0()
     crop_seconds: float = finite_at_least_0()
-    distill: DistillConfig
 
 
 @dataclass(frozen=True)

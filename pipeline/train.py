@@ -71,7 +71,6 @@ def main() -> None:
                     "stored_weights": sum(p.numel() for p in result.model.parameters()),
                     "val": result.val,
                 }
-                | ({"teacher_val": result.teacher_val} if result.teacher_val is not None else {})
             ),
         )
     print(

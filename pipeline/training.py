@@ -3,8 +3,6 @@ scores best on the validation actors (balanced accuracy), with early stopping.
 
 With train.ensemble = n > 1, n members are trained with seeds seed, seed+1, ... (side by side, one
 process per core) and merged into one LSTM that averages their logits (pipeline.model.ensemble_of).
-With train.distill.weight > 0, a non-causal teacher (pipeline.teacher) is trained first, and its soft
-per-clip targets join every member's loss at every frame.
 """
 from __future__ import annotations
 
@@ -27,7 +25,6 @@ from pipeline.dataset import SplitData, length_batches, pad, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, ensemble_of
-from pipeline.teacher import ClipTeacher, clip_logits, soft_targets
 from pipeline.workers import pool as worker_pool
 
 
@@ -46,7 +43,6 @@ class FitResult:
     model: EmotionLSTM  # the members merged into one (one member: a copy of it), on the CPU, in eval mode
     members: list[Member]
     val: dict[str, float]  # the exported model's validation figures
-    teacher_val: dict[str, float] | None  # the distillation teacher's, where there was one
 
     @property
     def history(self) -> list[dict[str, float]]:
@@ -119,14 +115,6 @@ def mel_dct() -> torch.Tensor:
     return torch.from_numpy(scipy.fft.dct(np.eye(MEL_BANDS), norm="ortho", axis=0)[:13].T.copy())
 
 
-def distillation_loss(logits: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
-    """KL divergence of every valid frame's softened output from its clip's soft target, times T^2
-    (Hinton et al.: keeps its gradients on the hard loss's scale whatever the temperature)."""
-    valid = torch.arange(logits.shape[1], device=logits.device)[None, :] < lengths[:, None]
-    log_p = F.log_softmax(logits[valid] / temperature, dim=1)
-    return F.kl_div(log_p, targets.repeat_interleave(lengths, dim=0), reduction="batchmean") * temperature**2
-
-
 def predictions(model: EmotionLSTM, data: SplitData) -> tuple[np.ndarray, float]:
     """Last-frame-rule predictions and mean cross-entropy of the last step, for a whole split."""
     probs = np.stack([decide(p, "last") for p in replay(model, data.sequences)])
@@ -148,14 +136,9 @@ def fit(
     config.ensemble members, with seeds seed, seed+1, ..., train in up to `workers` processes (the
     result does not depend on how many) and are merged into one model (pipeline.model.ensemble_of).
     """
-    targets, teacher_val = None, None
-    if config.distill.weight > 0:
-        teacher, teacher_val = fit_teacher(data, n_classes, config)
-        targets = soft_targets(teacher, data["train"], config.distill.temperature)
-        print(f"{desc}: teacher's val balanced accuracy {teacher_val['balanced_accuracy']:.3f}", file=sys.stderr, flush=True)
     n = config.ensemble
     tasks = [
-        (data, n_classes, replace(config, seed=config.seed + k), desc if n == 1 else f"{desc} member {k + 1}/{n}", k, targets)
+        (data, n_classes, replace(config, seed=config.seed + k), desc if n == 1 else f"{desc} member {k + 1}/{n}", k)
         for k in range(n)
     ]
     if workers > 1 and n > 1:
@@ -164,74 +147,12 @@ def fit(
     else:
         members = [fit_member(*task) for task in tasks]
     model = ensemble_of([m.model for m in members])
-    return FitResult(model, members, validation(model, data["val"], n_classes), teacher_val)
+    return FitResult(model, members, validation(model, data["val"], n_classes))
 
 
-def fit_teacher(data: dict[str, SplitData], n_classes: int, config: TrainConfig) -> tuple[ClipTeacher, dict[str, float]]:
-    """The distillation teacher, trained on data['train']'s whole sequences for train.distill.epochs
-    with the student's optimiser, schedule, class weights and channel curves, kept at the epoch best
-    on data['val']'s balanced accuracy. Returns it (in eval mode) and its validation figures."""
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    train, val = data["train"], data["val"]
-    teacher = ClipTeacher(train.sequences[0].shape[1], config.distill.channels, n_classes, config.dropout)
-    frames = torch.cat(train.sequences).double()
-    teacher.feature_mean.copy_(frames.mean(0))
-    teacher.feature_std.copy_(frames.std(0).clamp_min(1e-6))
-    weight = class_weights(train.labels, n_classes) if config.class_weighting else None
-    optimizer, schedule = optimiser(teacher, config, config.distill.epochs, len(train))
-    best: tuple[float, dict[str, float], dict[str, torch.Tensor]] = (-1.0, {}, {})
-    for _ in range(config.distill.epochs):
-        teacher.train()
-        for idx in length_batches(train.lengths, config.batch_size, rng):
-            x, lengths = pad([train.sequences[i] for i in idx])
-            if config.channel_augment_db > 0:
-                x = x + channel_offsets(len(idx), config.channel_augment_db)[:, None, :]
-            loss = F.cross_entropy(teacher(x, lengths), train.labels[idx], weight=weight)
-            step(teacher, optimizer, schedule, loss, config.grad_clip)
-        predicted = clip_logits(teacher, val).argmax(1).numpy()
-        figures = metrics.summary(val.labels.numpy(), predicted, n_classes)
-        if figures["balanced_accuracy"] > best[0]:
-            best = (figures["balanced_accuracy"], figures, copy.deepcopy(teacher.state_dict()))
-    teacher.load_state_dict(best[2])
-    return teacher.eval(), best[1]
-
-
-def optimiser(
-    model: torch.nn.Module, config: TrainConfig, epochs: int, n_train: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """train's optimiser and its per-step schedule (linear warm-up, cosine decay) over `epochs`."""
-    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(n_train / config.batch_size)
-    total, warmup = epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total, warmup) if config.schedule == "cosine" else 1.0
-    )
-    return optimizer, schedule
-
-
-def step(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LambdaLR,
-    loss: torch.Tensor, grad_clip: float,
-) -> None:
-    """One optimisation step on `loss`, gradients clipped to grad_clip (0 = not)."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    schedule.step()
-
-
-def fit_member(
-    data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str, line: int = 0,
-    targets: torch.Tensor | None = None,
-) -> Member:
+def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str, line: int = 0) -> Member:
     """One model: the training loop, early stopping on validation balanced accuracy. Progress: a bar
-    on terminal line `line` (members side by side each keep their own), or one line per epoch in a log.
-    targets: the teacher's soft probabilities per training sequence (distillation), or None."""
+    on terminal line `line` (members side by side each keep their own), or one line per epoch in a log."""
     # A fixed thread count keeps CPU results identical from run to run on one machine (another CPU
     # may round differently: README); on 2 busy cores one thread per training is also faster.
     torch.set_num_threads(config.threads)
@@ -247,7 +168,13 @@ def fit_member(
     model.set_normalisation(frames.mean(0).float(), frames.std(0).float())
     model.to(device)
     weight = class_weights(train.labels, n_classes).to(device) if config.class_weighting else None
-    optimizer, schedule = optimiser(model, config, config.epochs, len(train))
+    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, warmup) if config.schedule == "cosine" else 1.0
+    )
 
     crop_frames = frames_after(config.crop_seconds)
     history: list[dict[str, float]] = []
@@ -273,9 +200,12 @@ def fit_member(
                 valid = torch.arange(logits.shape[1], device=device)[None, :] < lengths[:, None]
                 frame_loss = F.cross_entropy(logits[valid], y.repeat_interleave(lengths), weight=weight)
                 loss = loss + config.frame_loss_weight * frame_loss
-            if targets is not None:
-                loss = loss + config.distill.weight * distillation_loss(logits, lengths, targets[idx].to(device), config.distill.temperature)
-            step(model, optimizer, schedule, loss, config.grad_clip)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            schedule.step()
             loss_sum += loss.item() * len(idx)
             train_pred.append(last.argmax(1).cpu().numpy())
             train_true.append(y.cpu().numpy())

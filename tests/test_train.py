@@ -17,15 +17,14 @@ import yaml
 
 from pipeline import metrics
 from pipeline.config import TrainConfig, parse
-from pipeline.dataset import SplitData, load_splits, pad, random_crop
+from pipeline.dataset import SplitData, load_splits, random_crop
 from pipeline.errors import InputError
 from pipeline.inference import backend_replay, decide, replay
 from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.store import FeatureStore
 from pipeline.train import export
-from pipeline.teacher import ClipTeacher, soft_targets
-from pipeline.training import MEL_BANDS, channel_offsets, distillation_loss, fit, fit_teacher, mel_dct, predictions
+from pipeline.training import MEL_BANDS, channel_offsets, fit, mel_dct, predictions
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
@@ -319,45 +318,3 @@ def test_random_crops_run_and_are_shorter(splits: dict[str, SplitData]) -> None:
     cropped = fit(splits, 8, train_config(epochs=2, crop_seconds=0.05))
     assert not state_equal(fit(splits, 8, train_config(epochs=2)).model.state_dict(), cropped.model.state_dict())
     assert state_equal(cropped.model.state_dict(), fit(splits, 8, train_config(epochs=2, crop_seconds=0.05)).model.state_dict())
-
-
-# ---- distillation ----------------------------------------------------------------------------------
-
-
-def test_the_teacher_sees_each_clip_whole_whatever_the_padding() -> None:
-    """Padded steps are zeroed after every layer: a clip's logits alone equal its logits in a batch."""
-    torch.manual_seed(0)
-    teacher = ClipTeacher(13, 8, 8, 0.0).eval()
-    clips = [torch.randn(n, 13) * 50 - 200 for n in (7, 30, 19)]
-    x, lengths = pad(clips)
-    batched = teacher(x, lengths)
-    for row, clip in enumerate(clips):
-        alone = teacher(clip[None], torch.tensor([len(clip)]))
-        torch.testing.assert_close(batched[row], alone[0], atol=1e-5, rtol=1e-5)
-    later = clips[1].clone()
-    later[-1] += 100  # non-causal: a clip's last frame moves its logits
-    assert not torch.allclose(teacher(later[None], torch.tensor([30])), batched[1:2])
-
-
-def test_the_distillation_loss_is_zero_only_where_the_frames_match_the_targets() -> None:
-    targets = torch.softmax(torch.randn(2, 8), dim=1)
-    lengths = torch.tensor([3, 1])
-    logits = torch.log(targets)[:, None, :].repeat(1, 3, 1) * 2.0  # softened at T = 2: the targets
-    logits[1, 1:] = 99.0  # padding: not counted
-    assert float(distillation_loss(logits, lengths, targets, 2.0)) == pytest.approx(0.0, abs=1e-6)
-    logits[0, 0, 0] += 3.0
-    assert float(distillation_loss(logits, lengths, targets, 2.0)) > 1e-3
-
-
-def test_distillation_trains_a_teacher_and_changes_the_student(splits: dict[str, SplitData]) -> None:
-    off = train_config(epochs=2, distill={**TINY["distill"], "weight": 0.0})
-    on = train_config(epochs=2)
-    base, distilled, again = fit(splits, 8, off), fit(splits, 8, on), fit(splits, 8, on)
-    assert base.teacher_val is None and 0 <= distilled.teacher_val["balanced_accuracy"] <= 1
-    assert not state_equal(base.model.state_dict(), distilled.model.state_dict())
-    assert state_equal(distilled.model.state_dict(), again.model.state_dict())  # deterministic, teacher included
-    assert all(math.isfinite(row["train_loss"]) for row in distilled.history)
-    teacher, figures = fit_teacher(splits, 8, on)
-    assert figures == distilled.teacher_val and not teacher.training
-    targets = soft_targets(teacher, splits["train"], 2.0)
-    assert targets.shape == (len(splits["train"]), 8) and torch.allclose(targets.sum(1), torch.ones(len(targets)))
