@@ -25,7 +25,7 @@ class EmotionLSTM(nn.Module):
     """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step.
 
     With deltas = d > 0 the LSTM reads each normalised frame with its causal differences up to order
-    d (z_t - z_t-1, then the difference of those), the backend's deltas without the frames ahead.
+    d (z_t - z_t-1, then the difference of those): librosa's deltas, less the frames ahead.
     The last d frames travel in the state pair as one more row of c: (h, [c of each layer | recent
     frames]) (CONTRACT.md); a clip's first frame repeats itself into the past.
     """
