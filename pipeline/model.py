@@ -30,7 +30,9 @@ class EmotionLSTM(nn.Module):
     frames]) (CONTRACT.md); a clip's first frame repeats itself into the past.
     """
 
-    deltas = 0  # also what models saved before causal deltas existed read: frames alone
+    # Kept, not derived from the input width on every frame (a property cost the backend's frame ~5 %);
+    # the class's 0 is also what models saved before causal deltas existed read.
+    deltas = 0
 
     def __init__(
         self,
@@ -143,12 +145,13 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
     first = members[0]
     size, layers = first.lstm.hidden_size, first.lstm.num_layers
     for m in members[1:]:
-        same = (m.lstm.input_size, m.lstm.hidden_size, m.lstm.num_layers, m.head.out_features, m.deltas) == (
-            first.lstm.input_size, size, layers, first.head.out_features, first.deltas
+        same = (m.lstm.input_size, m.lstm.hidden_size, m.lstm.num_layers, m.head.out_features) == (
+            first.lstm.input_size, size, layers, first.head.out_features
         )
         same_input = torch.equal(m.feature_mean, first.feature_mean) and torch.equal(m.feature_std, first.feature_std)
         if not (same and same_input):
-            raise ValueError("ensemble members must have the same input size, deltas, width, depth, classes and statistics")
+            # the LSTM's input size holds the deltas: 13 x (1 + deltas)
+            raise ValueError("ensemble members must have the same input size (deltas), width, depth, classes and statistics")
     n = len(members)
     merged = first.resized(n * size)
     merged.set_normalisation(first.feature_mean, first.feature_std)

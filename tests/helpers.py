@@ -27,7 +27,6 @@ SPLIT = {"val_actors": 2, "test_actors": 2, "folds": 4, "corpus_val_fraction": 0
 TINY = {
     "hidden_size": 12, "num_layers": 1, "dropout": 0.1, "epochs": 3, "batch_size": 16, "patience": 10,
     "device": "cpu",  # the deterministic baseline, also where a GPU is present
-    "deltas": 0,  # 13 x deltas recent frames must fit a state row of hidden_size (test_deltas_train_and_export)
 }
 RAVDESS8 = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 FRONTEND6 = ["happy", "sad", "angry", "neutral", "fearful", "surprised"]
