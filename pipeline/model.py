@@ -116,21 +116,42 @@ class EmotionLSTM(nn.Module):
         ~2.5x more per frame. Equal to frame_logits to float rounding, not bit for bit: ATen's cell and
         oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
         probabilities up to 7.5e-6, README)."""
-        lstm_hidden, recent = self.split_state(hidden)
-        z, recent = self.inputs(x, recent)
-        z = z[:, 0]
-        if lstm_hidden is None:
-            zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
-            lstm_hidden = (zeros, zeros)
-        h0, c0 = lstm_hidden
+        z = (x[:, 0] - self.feature_mean) / self.feature_std
+        layers = self.lstm.num_layers
+        rows: list[torch.Tensor] = []
+        if self.deltas:
+            z, row = self.frame_deltas(z, None if hidden is None else hidden[1][layers])
+            rows.append(row)
+        if hidden is None:
+            zeros = z.new_zeros(layers, z.shape[0], self.lstm.hidden_size)
+            hidden = (zeros, zeros)
+        h0, c0 = hidden
         weights = self.lstm._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer; all_weights rebuilds lists per call
         hs, cs = [], []
-        for layer in range(self.lstm.num_layers):
+        for layer in range(layers):
             h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights[4 * layer : 4 * layer + 4])
             hs.append(h)
             cs.append(c)
             z = h
-        return self.head(z), self.join_state(torch.stack(hs), torch.stack(cs), recent)
+        return self.head(z), (torch.stack(hs), torch.stack(cs + rows))
+
+    def frame_deltas(self, z: torch.Tensor, row: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """inputs for one normalised frame z (batch, 13), written for the backend's per-frame cost
+        (half the tensor operations of inputs' on a single frame): the LSTM's input, and the state row
+        of recent frames to carry, from the previous row (None at a clip's start)."""
+        n = z.shape[1]
+        if row is None:
+            past = [z] * self.deltas
+            pad = z.new_zeros(z.shape[0], self.lstm.hidden_size - self.deltas * n)
+        else:
+            past = [row[:, i * n : (i + 1) * n] for i in range(self.deltas)]  # oldest first
+            pad = row[:, self.deltas * n :]
+        frames = past + [z]
+        orders, diffs = [z], frames
+        for _ in range(self.deltas):
+            diffs = [b - a for a, b in zip(diffs, diffs[1:])]
+            orders.append(diffs[-1])
+        return torch.cat(orders, 1), torch.cat(frames[1:] + [pad], 1)
 
 
 def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:

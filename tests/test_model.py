@@ -123,6 +123,7 @@ def test_with_deltas_the_backend_loop_equals_the_sequence_path(members: int) -> 
         halves = model.frame_logits(x[:, 25:], model.frame_logits(x[:, :25])[1])[0]
     assert h.shape == (2, 2, 32 * members) and c.shape == (3, 2, 32 * members)  # one more row: the recent frames
     assert float((torch.stack(steps, 1) - whole).abs().max()) <= 1e-6 * float(whole.abs().max())
+    assert torch.equal(hidden[1][-1], c[-1])  # both paths carry the same recent frames, zero-padded
     assert float((whole - expected).abs().max()) <= TOL  # the merged ensemble is the members' average
     assert float((halves - whole[:, 25:]).abs().max()) <= TOL
     np.testing.assert_allclose(backend_replay(model, x[0]), torch.softmax(whole[0], -1).numpy(), atol=TOL, rtol=0)
