@@ -148,7 +148,6 @@ class TrainConfig:
     ensemble: int = at_least(1)
     channel_augment_db: float = finite_at_least_0()
     crop_seconds: float = finite_at_least_0()
-    deltas: int = rule(lambda v: v in (0, 1, 2), "0, 1 or 2")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from os import PathLike
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pipeline.errors import InputError
@@ -22,17 +21,7 @@ Hidden = tuple[torch.Tensor, torch.Tensor]
 
 
 class EmotionLSTM(nn.Module):
-    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step.
-
-    With deltas = d > 0 the LSTM reads each normalised frame with its causal differences up to order
-    d (z_t - z_t-1, then the difference of those): librosa's deltas, less the frames ahead.
-    The last d frames travel in the state pair as one more row of c: (h, [c of each layer | recent
-    frames]) (CONTRACT.md); a clip's first frame repeats itself into the past.
-    """
-
-    # Kept, not derived from the input width on every frame (a property cost the backend's frame ~5 %);
-    # the class's 0 is also what models saved before causal deltas existed read.
-    deltas = 0
+    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step."""
 
     def __init__(
         self,
@@ -41,17 +30,12 @@ class EmotionLSTM(nn.Module):
         num_layers: int = 2,
         num_classes: int = 8,
         dropout: float = 0.3,
-        deltas: int = 0,
     ) -> None:
         super().__init__()
-        if input_size * deltas > hidden_size:
-            raise ValueError(f"{deltas} recent frames of {input_size} features do not fit a state row of {hidden_size}")
         self.register_buffer("feature_mean", torch.zeros(input_size))
         self.register_buffer("feature_std", torch.ones(input_size))
-        if deltas:  # set only where it differs from the class's 0: models without deltas pickle as before
-            self.deltas = deltas
         self.lstm = nn.LSTM(
-            input_size * (1 + deltas), hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+            input_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_classes)
@@ -63,45 +47,13 @@ class EmotionLSTM(nn.Module):
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
         so right padding never changes a sequence's own steps."""
-        lstm_hidden, recent = self.split_state(hidden)
-        inputs, recent = self.inputs(x, recent)
-        out, (h, c) = self.lstm(inputs, lstm_hidden)
-        return self.head(self.dropout(out)), self.join_state(h, c, recent)
-
-    def inputs(self, x: torch.Tensor, recent: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The LSTM's input for frames x (batch, steps, 13): normalised, with their causal deltas; and
-        the last `deltas` normalised frames, which the next call's deltas start from (None: none)."""
-        z = (x - self.feature_mean) / self.feature_std
-        if not self.deltas:
-            return z, None
-        past = z[:, :1].expand(-1, self.deltas, -1) if recent is None else recent
-        orders = [torch.cat([past, z], dim=1)]
-        for _ in range(self.deltas):
-            orders.append(orders[-1][:, 1:] - orders[-1][:, :-1])
-        steps = z.shape[1]
-        return torch.cat([o[:, -steps:] for o in orders], dim=-1), orders[0][:, -self.deltas :]
-
-    def split_state(self, hidden: Hidden | None) -> tuple[Hidden | None, torch.Tensor | None]:
-        """The state pair as the LSTM's (h, c) and the recent frames (batch, deltas, 13); None at a clip's start."""
-        if hidden is None or not self.deltas:
-            return hidden, None
-        h, c = hidden
-        layers, features = self.lstm.num_layers, self.feature_mean.numel()
-        recent = c[layers, :, : self.deltas * features].reshape(c.shape[1], self.deltas, features)
-        return (h, c[:layers]), recent
-
-    def join_state(self, h: torch.Tensor, c: torch.Tensor, recent: torch.Tensor | None) -> Hidden:
-        """split_state's inverse: the recent frames, zero-padded, as one more row of c."""
-        if recent is None:
-            return h, c
-        row = F.pad(recent.reshape(recent.shape[0], -1), (0, c.shape[2] - recent.shape[1] * recent.shape[2]))
-        return h, torch.cat([c, row[None]])
+        out, hidden = self.lstm((x - self.feature_mean) / self.feature_std, hidden)
+        return self.head(self.dropout(out)), hidden
 
     def resized(self, hidden_size: int) -> EmotionLSTM:
         """A fresh model like this one but of another width (what ensemble_of merges into)."""
         return EmotionLSTM(
-            self.feature_mean.numel(), hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
-            self.deltas,
+            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p
         )
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
@@ -116,42 +68,19 @@ class EmotionLSTM(nn.Module):
         ~2.5x more per frame. Equal to frame_logits to float rounding, not bit for bit: ATen's cell and
         oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
         probabilities up to 7.5e-6, README)."""
-        z = (x[:, 0] - self.feature_mean) / self.feature_std
-        layers = self.lstm.num_layers
-        rows: list[torch.Tensor] = []
-        if self.deltas:
-            z, row = self.frame_deltas(z, None if hidden is None else hidden[1][layers])
-            rows.append(row)
+        z = ((x - self.feature_mean) / self.feature_std)[:, 0]
         if hidden is None:
-            zeros = z.new_zeros(layers, z.shape[0], self.lstm.hidden_size)
+            zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
             hidden = (zeros, zeros)
         h0, c0 = hidden
         weights = self.lstm._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer; all_weights rebuilds lists per call
         hs, cs = [], []
-        for layer in range(layers):
+        for layer in range(self.lstm.num_layers):
             h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights[4 * layer : 4 * layer + 4])
             hs.append(h)
             cs.append(c)
             z = h
-        return self.head(z), (torch.stack(hs), torch.stack(cs + rows))
-
-    def frame_deltas(self, z: torch.Tensor, row: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """inputs for one normalised frame z (batch, 13), written for the backend's per-frame cost
-        (half the tensor operations of inputs' on a single frame): the LSTM's input, and the state row
-        of recent frames to carry, from the previous row (None at a clip's start)."""
-        n = z.shape[1]
-        if row is None:
-            past = [z] * self.deltas
-            pad = z.new_zeros(z.shape[0], self.lstm.hidden_size - self.deltas * n)
-        else:
-            past = [row[:, i * n : (i + 1) * n] for i in range(self.deltas)]  # oldest first
-            pad = row[:, self.deltas * n :]
-        frames = past + [z]
-        orders, diffs = [z], frames
-        for _ in range(self.deltas):
-            diffs = [b - a for a, b in zip(diffs, diffs[1:])]
-            orders.append(diffs[-1])
-        return torch.cat(orders, 1), torch.cat(frames[1:] + [pad], 1)
+        return self.head(z), (torch.stack(hs), torch.stack(cs))
 
 
 def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
@@ -171,8 +100,7 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
         )
         same_input = torch.equal(m.feature_mean, first.feature_mean) and torch.equal(m.feature_std, first.feature_std)
         if not (same and same_input):
-            # the LSTM's input size holds the deltas: 13 x (1 + deltas)
-            raise ValueError("ensemble members must have the same input size (deltas), width, depth, classes and statistics")
+            raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
     merged = first.resized(n * size)
     merged.set_normalisation(first.feature_mean, first.feature_std)
@@ -229,6 +157,6 @@ def load_model(path: str | PathLike[str], map_location: str | torch.device = "cp
         raise InputError(path, f"cannot load the model ({detail})") from None
     if not isinstance(model, EmotionLSTM):
         raise InputError(path, f"expected an EmotionLSTM, got {type(model).__name__}")
-    if model.feature_mean.numel() != N_MFCC:  # it would fail on the first frame, with a torch traceback
-        raise InputError(path, f"the model reads {model.feature_mean.numel()} features per frame, not the {N_MFCC} MFCCs")
+    if model.lstm.input_size != N_MFCC:  # it would fail on the first frame, with a torch traceback
+        raise InputError(path, f"the model reads {model.lstm.input_size} features per frame, not the {N_MFCC} MFCCs")
     return model.requires_grad_(False).eval()  # also for files exported before parameters were frozen

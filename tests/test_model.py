@@ -25,9 +25,9 @@ STD = torch.tensor([250.0, 40, 25, 20, 15, 12, 10, 9, 8, 7, 6, 6, 5])
 TOL = 1e-5
 
 
-def make_model(num_layers: int = 2, hidden: int = 16, classes: int = 8, seed: int = 0, deltas: int = 0) -> EmotionLSTM:
+def make_model(num_layers: int = 2, hidden: int = 16, classes: int = 8, seed: int = 0) -> EmotionLSTM:
     torch.manual_seed(seed)
-    model = EmotionLSTM(13, hidden, num_layers, classes, dropout=0.3, deltas=deltas)
+    model = EmotionLSTM(13, hidden, num_layers, classes, dropout=0.3)
     model.set_normalisation(MEAN, STD)
     return model.eval()
 
@@ -84,61 +84,6 @@ def test_the_single_frame_path_equals_the_sequence_path_to_1e6(members: int) -> 
     assert not output.requires_grad and not hidden[0].requires_grad
     model.train()  # training keeps nn.LSTM (dropout between layers): the lean path is for inference
     assert model(x[:, :1])[0].shape == (2, 8)
-
-
-# ---- causal deltas ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("deltas", [1, 2])
-def test_causal_deltas_are_differences_of_the_frames_so_far(deltas: int) -> None:
-    model = make_model(hidden=32, deltas=deltas)
-    x = raw_sequence(20, seed=7)[None]
-    z = (x - MEAN) / STD
-    inputs, recent = model.inputs(x, None)
-    assert inputs.shape == (1, 20, 13 * (1 + deltas)) and model.lstm.input_size == 13 * (1 + deltas)
-    d1 = torch.cat([torch.zeros(1, 1, 13), z[:, 1:] - z[:, :-1]], dim=1)  # the first frame repeats into the past
-    torch.testing.assert_close(inputs[..., :13], z)
-    torch.testing.assert_close(inputs[..., 13:26], d1)
-    if deltas == 2:
-        torch.testing.assert_close(inputs[..., 26:], torch.cat([torch.zeros(1, 1, 13), d1[:, 1:] - d1[:, :-1]], dim=1))
-    torch.testing.assert_close(recent, z[:, -deltas:])
-    # a clip fed in two calls, the second starting from the first's recent frames, gets the same inputs
-    head, recent_head = model.inputs(x[:, :7], None)
-    tail, _ = model.inputs(x[:, 7:], recent_head)
-    torch.testing.assert_close(torch.cat([head, tail], dim=1), inputs)
-
-
-@pytest.mark.parametrize("members", [1, 2])
-def test_with_deltas_the_backend_loop_equals_the_sequence_path(members: int) -> None:
-    parts = [make_model(2, hidden=32, seed=s, deltas=2) for s in range(members)]
-    model = ensemble_of(parts) if members > 1 else parts[0]
-    x = torch.stack([raw_sequence(40, seed=3), raw_sequence(40, seed=4)])
-    with torch.no_grad():
-        whole, (h, c) = model.frame_logits(x)
-        expected = torch.stack([m.frame_logits(x)[0] for m in parts]).mean(0)
-        hidden, steps = None, []
-        for t in range(x.shape[1]):
-            output, hidden = model(x[:, t : t + 1], hidden)
-            steps.append(output)
-        halves = model.frame_logits(x[:, 25:], model.frame_logits(x[:, :25])[1])[0]
-    assert h.shape == (2, 2, 32 * members) and c.shape == (3, 2, 32 * members)  # one more row: the recent frames
-    assert float((torch.stack(steps, 1) - whole).abs().max()) <= 1e-6 * float(whole.abs().max())
-    assert torch.equal(hidden[1][-1], c[-1])  # both paths carry the same recent frames, zero-padded
-    assert float((whole - expected).abs().max()) <= TOL  # the merged ensemble is the members' average
-    assert float((halves - whole[:, 25:]).abs().max()) <= TOL
-    np.testing.assert_allclose(backend_replay(model, x[0]), torch.softmax(whole[0], -1).numpy(), atol=TOL, rtol=0)
-    # the deltas matter: the same weights reading zero deltas answer otherwise
-    blind = make_model(2, hidden=32, seed=0, deltas=2)
-    blind.inputs = lambda frames, recent: (torch.cat([(frames - MEAN) / STD, torch.zeros(*frames.shape[:2], 26)], -1), None)
-    with torch.no_grad():
-        assert float((blind.frame_logits(x)[0] - parts[0].frame_logits(x)[0]).abs().max()) > 1e-3
-
-
-def test_deltas_must_fit_the_state_and_agree_across_members() -> None:
-    with pytest.raises(ValueError, match="fit"):
-        make_model(hidden=16, deltas=2)
-    with pytest.raises(ValueError, match="deltas"):
-        ensemble_of([make_model(hidden=32, deltas=2), make_model(hidden=32, deltas=1)])
 
 
 def test_normalisation_lives_in_the_state_dict_and_is_applied() -> None:

@@ -318,10 +318,3 @@ def test_random_crops_run_and_are_shorter(splits: dict[str, SplitData]) -> None:
     cropped = fit(splits, 8, train_config(epochs=2, crop_seconds=0.05))
     assert not state_equal(fit(splits, 8, train_config(epochs=2)).model.state_dict(), cropped.model.state_dict())
     assert state_equal(cropped.model.state_dict(), fit(splits, 8, train_config(epochs=2, crop_seconds=0.05)).model.state_dict())
-
-
-def test_deltas_train_and_export(splits: dict[str, SplitData]) -> None:
-    result = fit(splits, 8, train_config(epochs=1, hidden_size=26, deltas=2, ensemble=2))
-    assert result.model.deltas == 2 and result.model.lstm.input_size == 39
-    sequence = splits["val"].sequences[0]
-    np.testing.assert_allclose(backend_replay(result.model, sequence), replay(result.model, [sequence])[0], atol=1e-5)
