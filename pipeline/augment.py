@@ -1,6 +1,6 @@
 """Cached augmentation variants (params extract.augment): white noise at an SNR, time-stretch,
 pitch-shift, noise of a random colour per clip (white to brown) at an SNR, babble at an SNR, hard
-clipping, a reverberant room, a narrowband phone line, speed perturbation, and a formant shift.
+clipping, a reverberant room, a narrowband phone line, and speed perturbation.
 
 Babble is made of the same speaker's other clips, each resampled by 2-5 semitones up or down (pitch and
 tempo together: other voices, other speaking rates), never of other speakers: the store does not know
@@ -10,9 +10,7 @@ there, it has not memorised. Likewise the rooms are drawn at random (ROOM_POOL p
 geometries than the suite's two), and the phone line has random band edges and a linear quantiser
 where the suite's lines are 300-3400 Hz with mu-law or GSM. Speed perturbation plays the clip faster or
 slower, pitch and tempo together (Ko et al. 2015, Kaldi's 0.9/1.1): another speaker's vocal tract length
-and rate, the speaker variety that pitch shift alone gives only half of. The formant shift moves the
-spectral envelope alone, pitch and tempo kept (Praat's Change gender): another vocal tract length on
-the same voice, what vocal tract length perturbation (Jaitly and Hinton 2013) does to the filterbank.
+and rate, the speaker variety that pitch shift alone gives only half of.
 
 Each variant is computed once at extract time from the decoded 16 kHz audio and stored with
 variant > 0; only training actors' variants are ever read (pipeline.dataset).
@@ -34,8 +32,8 @@ from pipeline.mixing import BabbleSource, add_at_snr, at_codec_level, hard_clip,
 @dataclass(frozen=True)
 class Variant:
     index: int  # 1.. in params order; 0 is the original clip
-    kind: str  # noise | stretch | pitch | colored | babble | clipping | room | phone | speed | formant
-    value: float  # SNR in dB, stretch rate, semitones, overdrive in dB, RT60 in s, bits, playback rate or formant ratio
+    kind: str  # noise | stretch | pitch | colored | babble | clipping | room | phone | speed
+    value: float  # SNR in dB, stretch rate, semitones, overdrive in dB, RT60 in s, bits, or playback rate
 
     @property
     def name(self) -> str:
@@ -52,8 +50,7 @@ def variants(config: AugmentConfig) -> list[Variant]:
     specs += [("clipping", v) for v in config.clipping_db]
     specs += [("room", v) for v in config.room_rt60]
     specs += [("phone", v) for v in config.phone_bits]
-    specs += [("speed", v) for v in config.speed]
-    specs += [("formant", v) for v in config.formant]  # last: the earlier kinds keep their numbers and draws
+    specs += [("speed", v) for v in config.speed]  # last: the earlier kinds keep their numbers and draws
     return [Variant(i, kind, value) for i, (kind, value) in enumerate(specs, start=1)]
 
 
@@ -87,8 +84,6 @@ def apply(audio: np.ndarray, variant: Variant, seed: int, key: str, talkers: Seq
         return phone_line(audio, int(variant.value), rng)
     if variant.kind == "speed":
         return played_at(audio, variant.value)
-    if variant.kind == "formant":
-        return formants_shifted(audio, variant.value, int(rng.integers(2**31)))
     if variant.kind == "stretch":
         return librosa.effects.time_stretch(audio, rate=variant.value)
     return librosa.effects.pitch_shift(audio, sr=SAMPLE_RATE, n_steps=variant.value)
@@ -105,19 +100,6 @@ def played_at(audio: np.ndarray, rate: float) -> np.ndarray:
     import soxr
 
     return soxr.resample(audio, SAMPLE_RATE * rate, SAMPLE_RATE).astype(np.float32)
-
-
-def formants_shifted(audio: np.ndarray, ratio: float, seed: int) -> np.ndarray:
-    """The clip with every formant times ``ratio`` and the pitch and duration kept: Praat's Change gender
-    (praat-parselmouth; pitch analysed over 75-600 Hz, resampled by the ratio, PSOLA back to the pitch).
-    Its overlap-add draws from Praat's process-wide generator, seeded here so that reruns agree."""
-    import parselmouth
-    from parselmouth.praat import call, run
-
-    run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")
-    sound = parselmouth.Sound(audio.astype(np.float64), sampling_frequency=SAMPLE_RATE)
-    shifted = call(sound, "Change gender", 75.0, 600.0, ratio, 0.0, 1.0, 1.0)
-    return shifted.values[0].astype(np.float32)
 
 
 ROOM_POOL = 16  # rooms per RT60: an RIR costs 0.1-1 s, so each clip draws one of a pool rather than its own
