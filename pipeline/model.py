@@ -50,6 +50,12 @@ class EmotionLSTM(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_classes)
 
+    def __setstate__(self, state: dict) -> None:
+        """Models saved before the encoder option existed have no encoder: they load as encoder-less."""
+        super().__setstate__(state)
+        if not hasattr(self, "encoder"):
+            self.encoder = None
+
     @property
     def input_size(self) -> int:
         """Features per frame the model reads (the LSTM's own input is the encoder's when there is one)."""

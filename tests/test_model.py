@@ -288,6 +288,16 @@ def test_load_model_uses_the_allow_list_and_returns_eval_mode(tmp_path: Path, nu
     assert EmotionLSTM in SAFE_GLOBALS
 
 
+def test_a_model_saved_before_the_encoder_option_still_loads(tmp_path: Path) -> None:
+    model = make_model()
+    del model.encoder  # what EmotionLSTM pickled before encoder_size existed
+    torch.save(model, tmp_path / "old.pth")
+    loaded = load_model(tmp_path / "old.pth")
+    assert loaded.encoder is None and loaded.encoder_size == 0
+    x = raw_sequence(20, 6)
+    np.testing.assert_array_equal(backend_replay(loaded, x), backend_replay(make_model(), x))
+
+
 class _Exploit:
     """A pickle that runs a command when loaded by a trusting torch.load."""
 
