@@ -131,7 +131,6 @@ class TrainConfig:
     device: str = one_of("auto", "cpu", "cuda")
     threads: int = at_least(1)
     hidden_size: int = at_least(1)
-    encoder_size: int = at_least(0)
     num_layers: int = at_least(1)
     dropout: float = rule(lambda v: 0 <= v < 1, "in [0, 1)")
     epochs: int = at_least(1)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from pipeline.errors import InputError
 from pipeline.features import N_MFCC
@@ -22,10 +21,7 @@ Hidden = tuple[torch.Tensor, torch.Tensor]
 
 
 class EmotionLSTM(nn.Module):
-    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step.
-
-    encoder_size > 0 puts a per-frame encoder (a linear layer and a GELU) between the normalised
-    frame and the LSTM: a nonlinear view of each frame at the cost of one small matmul per frame."""
+    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step."""
 
     def __init__(
         self,
@@ -34,41 +30,15 @@ class EmotionLSTM(nn.Module):
         num_layers: int = 2,
         num_classes: int = 8,
         dropout: float = 0.3,
-        encoder_size: int = 0,
     ) -> None:
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(input_size))
         self.register_buffer("feature_std", torch.ones(input_size))
-        self.encoder = nn.Linear(input_size, encoder_size) if encoder_size else None
         self.lstm = nn.LSTM(
-            encoder_size or input_size,
-            hidden_size,
-            num_layers,
-            batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
+            input_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_classes)
-
-    def __setstate__(self, state: dict) -> None:
-        """Models saved before the encoder option existed have no encoder: they load as encoder-less."""
-        super().__setstate__(state)
-        if not hasattr(self, "encoder"):
-            self.encoder = None
-
-    @property
-    def input_size(self) -> int:
-        """Features per frame the model reads (the LSTM's own input is the encoder's when there is one)."""
-        return self.feature_mean.numel()
-
-    @property
-    def encoder_size(self) -> int:
-        return self.encoder.out_features if self.encoder is not None else 0
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw frames -> what the LSTM reads: normalised, then through the encoder if there is one."""
-        z = (x - self.feature_mean) / self.feature_std
-        return F.gelu(self.encoder(z)) if self.encoder is not None else z
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.feature_mean.copy_(mean)
@@ -77,13 +47,13 @@ class EmotionLSTM(nn.Module):
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
         so right padding never changes a sequence's own steps."""
-        out, hidden = self.lstm(self.encode(x), hidden)
+        out, hidden = self.lstm((x - self.feature_mean) / self.feature_std, hidden)
         return self.head(self.dropout(out)), hidden
 
-    def resized(self, hidden_size: int, encoder_size: int) -> EmotionLSTM:
-        """A fresh model like this one but of other widths (what ensemble_of merges into)."""
+    def resized(self, hidden_size: int) -> EmotionLSTM:
+        """A fresh model like this one but of another width (what ensemble_of merges into)."""
         return EmotionLSTM(
-            self.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p, encoder_size
+            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p
         )
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
@@ -98,7 +68,7 @@ class EmotionLSTM(nn.Module):
         ~2.5x more per frame. Equal to frame_logits to float rounding, not bit for bit: ATen's cell and
         oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
         probabilities up to 7.5e-6, README)."""
-        z = self.encode(x[:, 0])
+        z = ((x - self.feature_mean) / self.feature_std)[:, 0]
         if hidden is None:
             zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
             hidden = (zeros, zeros)
@@ -119,31 +89,25 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
     The members run side by side inside a single nn.LSTM of hidden size sum(member sizes): every
     gate's weights are block-diagonal, so member k's units only ever see the input and member k's
     own units. The backend gets a plain model with the usual (h, c) state, at the cost of one LSTM
-    of the summed width. Members' encoders are stacked the same way: each reads the frame, and
-    member k's LSTM reads member k's encoder only. Members must share input size, widths, depth,
-    classes and input statistics (they are trained on the same actors).
+    of the summed width. Members must share input size, depth, classes and input statistics (they
+    are trained on the same actors).
     """
     first = members[0]
-    size, layers, encoded = first.lstm.hidden_size, first.lstm.num_layers, first.encoder_size
+    size, layers = first.lstm.hidden_size, first.lstm.num_layers
     for m in members[1:]:
-        same = (m.input_size, m.encoder_size, m.lstm.hidden_size, m.lstm.num_layers, m.head.out_features) == (
-            first.input_size, encoded, size, layers, first.head.out_features
+        same = (m.lstm.input_size, m.lstm.hidden_size, m.lstm.num_layers, m.head.out_features) == (
+            first.lstm.input_size, size, layers, first.head.out_features
         )
         same_input = torch.equal(m.feature_mean, first.feature_mean) and torch.equal(m.feature_std, first.feature_std)
         if not (same and same_input):
-            raise ValueError("ensemble members must have the same input size, widths, depth, classes and statistics")
+            raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
-    merged = first.resized(n * size, n * encoded)
+    merged = first.resized(n * size)
     merged.set_normalisation(first.feature_mean, first.feature_std)
     with torch.no_grad():
-        if encoded:  # every member's encoder reads the frame: their rows stack
-            merged.encoder.weight.copy_(torch.cat([m.encoder.weight for m in members]))
-            merged.encoder.bias.copy_(torch.cat([m.encoder.bias for m in members]))
         for name, target in merged.lstm.named_parameters():
             target.zero_()
-            # layer 0 reads the frame (shared by all members) or member k's own encoder units
-            columns = encoded if name == "weight_ih_l0" else size
-            shared_input = name == "weight_ih_l0" and not encoded
+            shared_input = name == "weight_ih_l0"  # layer 0 reads the frame, not member units
             for k, member in enumerate(members):
                 source = getattr(member.lstm, name)
                 for gate in range(4):  # PyTorch stacks the i, f, g, o gates along dim 0
@@ -152,7 +116,7 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
                     if block.dim() == 1 or shared_input:
                         target[rows] = block
                     else:
-                        target[rows, k * columns : (k + 1) * columns] = block
+                        target[rows, k * size : (k + 1) * size] = block
         merged.head.weight.copy_(torch.cat([m.head.weight for m in members], dim=1) / n)
         merged.head.bias.copy_(torch.stack([m.head.bias for m in members]).mean(0))
     # What gets exported: the backend's loop runs without torch.no_grad(), so parameters that
@@ -193,6 +157,6 @@ def load_model(path: str | PathLike[str], map_location: str | torch.device = "cp
         raise InputError(path, f"cannot load the model ({detail})") from None
     if not isinstance(model, EmotionLSTM):
         raise InputError(path, f"expected an EmotionLSTM, got {type(model).__name__}")
-    if model.input_size != N_MFCC:  # it would fail on the first frame, with a torch traceback
-        raise InputError(path, f"the model reads {model.input_size} features per frame, not the {N_MFCC} MFCCs")
+    if model.lstm.input_size != N_MFCC:  # it would fail on the first frame, with a torch traceback
+        raise InputError(path, f"the model reads {model.lstm.input_size} features per frame, not the {N_MFCC} MFCCs")
     return model.requires_grad_(False).eval()  # also for files exported before parameters were frozen

@@ -174,9 +174,7 @@ def main() -> None:
     print(f"bare lstm   {bare:9.1f} µs/frame  (nn.LSTM(13, 128, 2), the plan's loop, best of {args.repeat})")
     for path in args.model:
         model = load_model(path)
-        encoder = f"a {model.encoder_size}-unit encoder, " if model.encoder_size else ""
-        weights = sum(p.numel() for p in model.parameters())
-        size = f"{encoder}{model.lstm.num_layers} x {model.lstm.hidden_size} units, {weights} parameters"
+        size = f"{model.lstm.num_layers} x {model.lstm.hidden_size} units, {sum(p.numel() for p in model.parameters())} parameters"
         cost = time_model(model, mfccs, args.repeat)
         print(f"model       {cost:9.1f} µs/frame  {cost / bare:5.2f} x bare  ({path}: {size}, best of {args.repeat})")
 

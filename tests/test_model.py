@@ -25,11 +25,9 @@ STD = torch.tensor([250.0, 40, 25, 20, 15, 12, 10, 9, 8, 7, 6, 6, 5])
 TOL = 1e-5
 
 
-def make_model(
-    num_layers: int = 2, hidden: int = 16, classes: int = 8, seed: int = 0, encoder: int = 0
-) -> EmotionLSTM:
+def make_model(num_layers: int = 2, hidden: int = 16, classes: int = 8, seed: int = 0) -> EmotionLSTM:
     torch.manual_seed(seed)
-    model = EmotionLSTM(13, hidden, num_layers, classes, dropout=0.3, encoder_size=encoder)
+    model = EmotionLSTM(13, hidden, num_layers, classes, dropout=0.3)
     model.set_normalisation(MEAN, STD)
     return model.eval()
 
@@ -66,12 +64,11 @@ def test_frame_by_frame_with_hidden_equals_the_whole_sequence(num_layers: int) -
     assert float((torch.stack(fresh) - whole).abs().max()) > 1e-3
 
 
-@pytest.mark.parametrize("members, encoder", [(1, 0), (2, 0), (1, 24), (2, 24)])
-def test_the_single_frame_path_equals_the_sequence_path_to_1e6(members: int, encoder: int) -> None:
+@pytest.mark.parametrize("members", [1, 2])
+def test_the_single_frame_path_equals_the_sequence_path_to_1e6(members: int) -> None:
     """forward on one frame runs torch.lstm_cell per layer (the lean path); it must give nn.LSTM's
     logits and state, for a batch too, and build no autograd graph once parameters are frozen."""
-    parts = [make_model(2, seed=s, encoder=encoder) for s in range(1, members + 1)]
-    model = parts[0] if members == 1 else ensemble_of(parts)
+    model = make_model(2) if members == 1 else ensemble_of([make_model(2, seed=s) for s in range(1, members + 1)])
     x = torch.stack([raw_sequence(40, seed=3), raw_sequence(40, seed=4)])  # a batch of 2
     with torch.no_grad():
         whole, (h_whole, c_whole) = model.frame_logits(x)
@@ -126,12 +123,11 @@ def test_constant_feature_does_not_divide_by_zero() -> None:
 # ---- ensembles as one LSTM ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("num_layers, members, encoder", [(1, 2, 0), (2, 2, 0), (2, 3, 0), (1, 2, 24), (2, 3, 24)])
-def test_ensemble_of_averages_the_members_logits_frame_by_frame(num_layers: int, members: int, encoder: int) -> None:
-    parts = [make_model(num_layers, hidden=16, seed=s, encoder=encoder) for s in range(members)]
+@pytest.mark.parametrize("num_layers, members", [(1, 2), (2, 2), (2, 3)])
+def test_ensemble_of_averages_the_members_logits_frame_by_frame(num_layers: int, members: int) -> None:
+    parts = [make_model(num_layers, hidden=16, seed=s) for s in range(members)]
     merged = ensemble_of(parts)
     assert merged.lstm.hidden_size == 16 * members and merged.lstm.num_layers == num_layers
-    assert merged.encoder_size == encoder * members and merged.input_size == 13
     sequence = raw_sequence(60, seed=3)[None]
     with torch.no_grad():
         expected = torch.stack([m.frame_logits(sequence)[0] for m in parts]).mean(0)
@@ -149,8 +145,6 @@ def test_ensemble_of_one_is_the_member_and_mismatched_members_are_refused() -> N
     assert np.abs(backend_replay(ensemble_of([single]), sequence) - backend_replay(single, sequence)).max() <= TOL
     with pytest.raises(ValueError, match="width"):
         ensemble_of([make_model(hidden=16), make_model(hidden=8)])
-    with pytest.raises(ValueError, match="width"):
-        ensemble_of([make_model(encoder=8), make_model(encoder=0)])
     other_statistics = make_model(seed=5)
     other_statistics.set_normalisation(MEAN + 1, STD)
     with pytest.raises(ValueError, match="statistics"):
@@ -249,8 +243,7 @@ def test_saved_model_loads_in_a_fresh_process_both_ways(tmp_path: Path) -> None:
     np.save(saved / "x.npy", x.numpy())
     models = {}
     candidates = {"model_1": make_model(1, seed=1), "model_2": make_model(2, seed=2),
-                  "ensemble": ensemble_of([make_model(2, seed=3), make_model(2, seed=4)]),
-                  "encoded": ensemble_of([make_model(2, seed=5, encoder=8), make_model(2, seed=6, encoder=8)])}
+                  "ensemble": ensemble_of([make_model(2, seed=3), make_model(2, seed=4)])}
     for name, model in candidates.items():
         path = saved / f"{name}.pth"
         torch.save(model, path)
@@ -286,16 +279,6 @@ def test_load_model_uses_the_allow_list_and_returns_eval_mode(tmp_path: Path, nu
     x = raw_sequence(20, 5)
     np.testing.assert_array_equal(backend_replay(loaded, x), backend_replay(model.eval(), x))
     assert EmotionLSTM in SAFE_GLOBALS
-
-
-def test_a_model_saved_before_the_encoder_option_still_loads(tmp_path: Path) -> None:
-    model = make_model()
-    del model.encoder  # what EmotionLSTM pickled before encoder_size existed
-    torch.save(model, tmp_path / "old.pth")
-    loaded = load_model(tmp_path / "old.pth")
-    assert loaded.encoder is None and loaded.encoder_size == 0
-    x = raw_sequence(20, 6)
-    np.testing.assert_array_equal(backend_replay(loaded, x), backend_replay(make_model(), x))
 
 
 class _Exploit:

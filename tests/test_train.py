@@ -114,15 +114,6 @@ def test_channel_augmentation_runs_and_changes_training(splits: dict[str, SplitD
     assert not state_equal(base.model.state_dict(), varied.model.state_dict())
 
 
-def test_an_encoder_trains_and_merges_into_the_ensemble(splits: dict[str, SplitData]) -> None:
-    c = train_config(epochs=2, ensemble=2, encoder_size=8)
-    members = [fit(splits, 8, train_config(epochs=2, encoder_size=8, seed=c.seed + k)) for k in range(2)]
-    result = fit(splits, 8, c)
-    assert all(m.model.encoder_size == 8 for m in members) and result.model.encoder_size == 16
-    assert state_equal(result.model.state_dict(), ensemble_of([m.model for m in members]).state_dict())
-    assert all(math.isfinite(row["train_loss"]) for row in result.history)
-
-
 def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[str, SplitData]) -> None:
     c = train_config(epochs=2, ensemble=3)  # three members on two workers: one worker trains two
     members = [fit(splits, 8, train_config(epochs=2, seed=c.seed + k)) for k in range(3)]
