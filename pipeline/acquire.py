@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import multiprocessing
 import os
 import re
 import shutil
@@ -33,6 +32,7 @@ from pipeline.audio import FRAME_LENGTH, SAMPLE_RATE
 from pipeline.errors import InputError
 from pipeline.outputs import atomic_path
 from pipeline.ravdess import AUDIO_SUFFIXES, find_clips
+from pipeline.workers import pool as worker_pool
 
 MIN_SECONDS = FRAME_LENGTH / SAMPLE_RATE  # 0.025 s: the backend needs at least one 400-sample frame
 WORKERS = 2  # the real RAVDESS decodes in 1.3 s serially, 1.0 s with two processes
@@ -80,8 +80,8 @@ def inspect_audio(path: Path) -> dict[str, Any]:
 
 def decode_all(files: list[Path]) -> list[dict[str, Any]]:
     """inspect_audio of every file, in order, on up to WORKERS processes."""
-    with multiprocessing.get_context("fork").Pool(min(WORKERS, os.cpu_count() or 1)) as pool:
-        return pool.map(inspect_audio, files, chunksize=16)
+    with worker_pool(min(WORKERS, os.cpu_count() or 1), "fork") as pool:
+        return list(pool.map(inspect_audio, files, chunksize=16))
 
 
 def audio_report(rels: list[str], decoded: list[dict[str, Any]]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,14 @@ def run_folds(tasks: list[FoldTask], processes: int) -> Iterator[tuple[int, Fold
     """(fold, result) of each task as soon as it is done, in any order: a caller keeps each one at once."""
     if processes > 1 and len(tasks) > 1:  # folds are independent; one process each, torch on one thread in each
         with workers.pool(min(processes, len(tasks))) as pool:
-            yield from pool.imap_unordered(numbered_fold, tasks)
+            for done in as_completed([pool.submit(numbered_fold, task) for task in tasks]):
+                yield done.result()
     else:
         yield from map(numbered_fold, tasks)
 
 
 def numbered_fold(task: FoldTask) -> tuple[int, FoldResult]:
-    """run_fold with its fold number: imap_unordered's results arrive in any order."""
+    """run_fold with its fold number: the pool's results arrive in any order."""
     return task[4], run_fold(*task)
 
 

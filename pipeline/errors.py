@@ -1,4 +1,5 @@
-"""One exception type for every input problem, so each command can report it as one line."""
+"""One exception type for every input problem, so each command can report it as one line; and one
+for a lost worker process, which a command reports the same way."""
 from __future__ import annotations
 
 import os
@@ -20,6 +21,10 @@ class InputError(Exception):
         """Rebuild from (path, reason): the default pickles only the message, and unpickling it
         then fails, which kills a multiprocessing pool's result thread and hangs its caller."""
         return type(self), (self.path, self.reason)
+
+
+class WorkerLost(Exception):
+    """A worker process ended without returning its task's result (killed, out of memory, crashed)."""
 
 
 _interrupted = False
@@ -47,7 +52,8 @@ def _drop_quietly(unraisable: sys.UnraisableHookArgs) -> None:
 
 
 def run_cli(main: Callable[[], int | None]) -> None:
-    """Run a command's main: input errors become one line on stderr and exit code 2, no traceback.
+    """Run a command's main: input errors become one line on stderr and exit code 2, a lost worker one
+    line and exit code 1, no traceback.
 
     A closed stdout (`predict A B | head -1`) ends the command quietly, as SIGPIPE ends other tools.
     Ctrl-C is remembered (check_interrupt), unless the command was started with SIGINT ignored."""
@@ -61,6 +67,9 @@ def run_cli(main: Callable[[], int | None]) -> None:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         code = 2
+    except WorkerLost as err:
+        print(f"error: {err}", file=sys.stderr)
+        code = 1
     except BrokenPipeError:
         # Python flushes stdout again at exit, which would fail and print once more: point it at devnull.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import multiprocessing
 import os
-import signal
 import sys
 import time
 import zlib
@@ -32,6 +30,7 @@ from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_
 from pipeline.outputs import atomic_path, check_writable, write_json
 from pipeline.ravdess import DATA, find_clips, parse_name
 from pipeline.store import STORE, Clip, write_store
+from pipeline.workers import pool as worker_pool
 
 # a clip's audio, store metadata, variants, seed, and the speaker's clips its babble is made of
 Task = tuple[Path, dict[str, Any], list[augment.Variant], int, list[Path]]
@@ -113,11 +112,6 @@ def corpus_clips(name: str, corpus: Corpus) -> list[tuple[Path, dict[str, Any], 
     ]
 
 
-def _ignore_sigint() -> None:
-    """Pool workers leave Ctrl-C to the parent, which terminates them: one message, no tracebacks."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def store_attrs(config: ExtractConfig) -> dict[str, Any]:
     """Root attributes: the feature contract and the versions of everything that shaped the numbers."""
     import librosa
@@ -170,9 +164,9 @@ def extract(
             # The first clip runs here, before the fork: librosa's lazy imports and cached-JIT loads
             # (~1 s) are then paid once, not once per worker.
             first = _work(tasks[0])
-            pool = stack.enter_context(multiprocessing.get_context("fork").Pool(workers, _ignore_sigint))
-            # imap keeps task order: the store is deterministic whatever the number of workers.
-            results = itertools.chain([first], pool.imap(_work, tasks[1:], chunksize=4))
+            pool = stack.enter_context(worker_pool(workers, "fork"))
+            # map keeps task order: the store is deterministic whatever the number of workers.
+            results = itertools.chain([first], pool.map(_work, tasks[1:], chunksize=4))
         else:
             results = map(_work, tasks)  # one worker: no fork at all
         progress = tqdm(zip(sources, results), total=len(tasks), desc="extract", unit="clip", disable=None)

@@ -6,7 +6,6 @@ laptop or phone microphone, a phone line, a lossy app, noise and rooms.
 """
 from __future__ import annotations
 
-import multiprocessing
 import platform
 from collections.abc import Sequence
 from importlib import metadata
@@ -25,6 +24,7 @@ from pipeline.inference import replay
 from pipeline.model import EmotionLSTM
 from pipeline.outputs import atomic_path
 from pipeline.scoring import score
+from pipeline.workers import pool as worker_pool
 
 BABBLE_CLIPS = 12  # other speakers' clips in each speaker's babble pool (the first, in path order)
 # What the degraded features depend on besides the clips and the names: this code and these libraries.
@@ -67,8 +67,8 @@ def degraded_features(
     try:
         if workers > 1 and len(paths) > 1:
             _clip_features(0)  # librosa's lazy imports and numba loads once, before the fork
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                per_clip = pool.map(_clip_features, range(len(paths)), chunksize=4)
+            with worker_pool(workers, "fork") as pool:
+                per_clip = list(pool.map(_clip_features, range(len(paths)), chunksize=4))
         else:
             per_clip = [_clip_features(i) for i in range(len(paths))]
     finally:

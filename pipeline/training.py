@@ -143,7 +143,7 @@ def fit(
     ]
     if workers > 1 and n > 1:
         with worker_pool(min(workers, n)) as pool:
-            members = pool.starmap(fit_member, tasks)
+            members = list(pool.map(fit_member, *zip(*tasks)))
     else:
         members = [fit_member(*task) for task in tasks]
     model = ensemble_of([m.model for m in members])

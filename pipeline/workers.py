@@ -1,28 +1,71 @@
-"""Process pools whose workers never outlive the run that started them, nor leave warnings behind.
+"""Process pools that neither outlive the run that started them nor hang it when a worker dies.
 
 A pool's workers are daemonic, but only a parent that exits cleanly takes them along: a parent
-killed outright (SIGKILL, SIGTERM, out of memory) left them training for the rest of an hour.
+killed outright (SIGKILL, SIGTERM, out of memory) left them training for the rest of an hour. The
+other way round, multiprocessing.Pool replaces a worker killed mid-task and waits forever for the
+task's result; concurrent.futures' pool reports the loss, which `pool` turns into one line.
 """
 from __future__ import annotations
 
 import ctypes
 import multiprocessing
-import multiprocessing.pool
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 from tqdm import tqdm
+
+from pipeline.errors import WorkerLost
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def pool(processes: int) -> multiprocessing.pool.Pool:
-    """A spawn pool, as the stages used before (a fork copies torch's thread pools in whatever state
-    they are), whose workers bind to this process (bind_to_parent)."""
-    context = multiprocessing.get_context("spawn")
-    return context.Pool(processes, bind_to_parent, (os.getpid(),))
+@contextmanager
+def pool(processes: int, start: str = "spawn") -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers bind to this process (bind_to_parent) and end with the block.
+
+    start: "spawn" for training (a fork copies torch's thread pools in whatever state they are),
+    "fork" where workers read module state the parent set up (audio already decoded). Leaving the
+    block by an exception (Ctrl-C, a task's error) terminates the workers instead of waiting for
+    their tasks; a worker's death raises WorkerLost, with its exit status, instead of hanging.
+    """
+    context = multiprocessing.get_context(start)
+    executor = ProcessPoolExecutor(processes, context, initializer=bind_to_parent, initargs=(os.getpid(),))
+    try:
+        yield executor
+    except BrokenProcessPool:
+        raise WorkerLost(lost_worker_reason(executor)) from None
+    except BaseException:
+        terminate(executor)
+        raise
+    executor.shutdown()
+
+
+def lost_worker_reason(executor: ProcessPoolExecutor) -> str:
+    """What ended the pool's workers, from their exit statuses: a signal's name where one killed them."""
+    processes = list((executor._processes or {}).values())
+    executor.shutdown()  # the pool's thread has found the loss, terminates the others and reaps them all
+    codes = {p.exitcode for p in processes if p.exitcode}
+    if len(codes) > 1:  # the others' SIGTERM came from the pool, not from what broke it
+        codes.discard(-signal.SIGTERM)
+    how = ", ".join(f"killed by {signal.Signals(-c).name}" if c < 0 else f"exit status {c}" for c in sorted(codes))
+    hint = " (often the out-of-memory killer)" if -signal.SIGKILL in codes else ""
+    return f"a worker process ended without its result: {how or 'no exit status'}{hint}"
+
+
+def terminate(executor: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers now: shutdown() alone waits for running tasks."""
+    processes = list((executor._processes or {}).values())  # Python 3.14 has terminate_workers()
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join()
 
 
 def bind_to_parent(parent: int) -> None:

@@ -130,6 +130,35 @@ def test_no_worker_outlives_its_cv_run(tmp_path: Path, sig: signal.Signals) -> N
         assert "Traceback" not in text and text.count("error:") == 1 and text.rstrip().endswith("error: interrupted"), text
 
 
+def test_a_worker_killed_mid_fold_ends_the_run_with_one_line(tmp_path: Path) -> None:
+    """What the out-of-memory killer does to one fold's process: multiprocessing.Pool waited for its
+    result forever; now the run stops at once, says why in one line and writes no output."""
+    cwd = cv_project(tmp_path / "project", 2, epochs=100_000, patience=100_000)
+    log = tmp_path / "stderr"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cv"], cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "fold " not in log.read_text():  # a worker's progress bar: it trains
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        workers = [pid for pid in session_processes(proc.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        for pid in session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+    lines = [line for line in log.read_text().replace("\r", "\n").splitlines() if line.startswith("error")]
+    assert proc.returncode == 1 and "Traceback" not in log.read_text(), log.read_text()
+    assert lines == ["error: a worker process ended without its result: killed by SIGKILL (often the out-of-memory killer)"]
+    assert not any((cwd / name).exists() for name in OUTPUTS)
+
+
 def test_each_folds_test_actors_are_scored_under_the_conditions_and_their_audio_work_is_kept(
     tmp_path: Path, project: Path, synth_corpus: Path
 ) -> None:
