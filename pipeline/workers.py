@@ -39,17 +39,22 @@ def pool(processes: int, start: str = "spawn") -> Iterator[ProcessPoolExecutor]:
     try:
         yield executor
     except BrokenProcessPool:
-        raise WorkerLost(lost_worker_reason(executor)) from None
+        processes = workers_of(executor)
+        executor.shutdown()  # the pool's thread has found the loss, terminates the others and reaps them all
+        raise WorkerLost(lost_worker_reason(processes)) from None
     except BaseException:
         terminate(executor)
         raise
     executor.shutdown()
 
 
-def lost_worker_reason(executor: ProcessPoolExecutor) -> str:
-    """What ended the pool's workers, from their exit statuses: a signal's name where one killed them."""
-    processes = list((executor._processes or {}).values())
-    executor.shutdown()  # the pool's thread has found the loss, terminates the others and reaps them all
+def workers_of(executor: ProcessPoolExecutor) -> list[multiprocessing.Process]:
+    """The pool's worker processes (a private attribute: Python 3.14 has terminate_workers())."""
+    return list((executor._processes or {}).values())
+
+
+def lost_worker_reason(processes: list[multiprocessing.Process]) -> str:
+    """What ended a broken pool's workers, from their exit statuses: a signal's name where one killed them."""
     codes = {p.exitcode for p in processes if p.exitcode}
     if len(codes) > 1:  # the others' SIGTERM came from the pool, not from what broke it
         codes.discard(-signal.SIGTERM)
@@ -60,7 +65,7 @@ def lost_worker_reason(executor: ProcessPoolExecutor) -> str:
 
 def terminate(executor: ProcessPoolExecutor) -> None:
     """Cancel what has not started and end the workers now: shutdown() alone waits for running tasks."""
-    processes = list((executor._processes or {}).values())  # Python 3.14 has terminate_workers()
+    processes = workers_of(executor)
     executor.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()

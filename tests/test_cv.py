@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,11 +98,11 @@ def test_the_cache_key_changes_with_everything_a_fold_depends_on(tmp_path: Path,
     assert key() != first
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
-def test_no_worker_outlives_its_cv_run(tmp_path: Path, sig: signal.Signals) -> None:
-    """SIGKILL of the parent alone (a killed job, an OOM kill) or Ctrl-C to the whole group, once the
-    folds train: within seconds no process of the run is left, so that none goes on training."""
-    cwd = cv_project(tmp_path / "project", 2, epochs=100_000, patience=100_000)  # folds that would run for hours
+@contextmanager
+def training_cv_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
+    """(process, stderr log, project) of a cv run whose two folds would train for hours, once they train;
+    every process of the run is killed on leaving, whatever the test did."""
+    cwd = cv_project(tmp_path / "project", 2, epochs=100_000, patience=100_000)
     log = tmp_path / "stderr"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
@@ -113,16 +115,24 @@ def test_no_worker_outlives_its_cv_run(tmp_path: Path, sig: signal.Signals) -> N
         while "fold " not in log.read_text():  # a worker's progress bar: it trains
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
+        yield proc, log, cwd
+    finally:
+        for pid in session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_no_worker_outlives_its_cv_run(tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGKILL of the parent alone (a killed job, an OOM kill) or Ctrl-C to the whole group, once the
+    folds train: within seconds no process of the run is left, so that none goes on training."""
+    with training_cv_run(tmp_path) as (proc, log, _):
         (os.kill if sig == signal.SIGKILL else os.killpg)(proc.pid, sig)
         proc.wait(timeout=60)
         deadline = time.monotonic() + 10
         while session_processes(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert session_processes(proc.pid) == [], "cv workers outlived their parent"
-    finally:
-        for pid in session_processes(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        proc.wait()
     if sig == signal.SIGINT:
         text = log.read_text()
         assert proc.returncode == 130, text
@@ -133,26 +143,11 @@ def test_no_worker_outlives_its_cv_run(tmp_path: Path, sig: signal.Signals) -> N
 def test_a_worker_killed_mid_fold_ends_the_run_with_one_line(tmp_path: Path) -> None:
     """What the out-of-memory killer does to one fold's process: multiprocessing.Pool waited for its
     result forever; now the run stops at once, says why in one line and writes no output."""
-    cwd = cv_project(tmp_path / "project", 2, epochs=100_000, patience=100_000)
-    log = tmp_path / "stderr"
-    with log.open("w") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cv"], cwd=cwd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "fold " not in log.read_text():  # a worker's progress bar: it trains
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    with training_cv_run(tmp_path) as (proc, log, cwd):
         workers = [pid for pid in session_processes(proc.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert len(workers) == 2, workers
         os.kill(workers[0], signal.SIGKILL)
         proc.wait(timeout=60)
-    finally:
-        for pid in session_processes(proc.pid):
-            os.kill(pid, signal.SIGKILL)
-        proc.wait()
     lines = [line for line in log.read_text().replace("\r", "\n").splitlines() if line.startswith("error")]
     assert proc.returncode == 1 and "Traceback" not in log.read_text(), log.read_text()
     assert lines == ["error: a worker process ended without its result: killed by SIGKILL (often the out-of-memory killer)"]
