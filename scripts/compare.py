@@ -77,16 +77,30 @@ def pairs(a_runs: list[dict[str, Any]], b_runs: list[dict[str, Any]]) -> dict[st
     return out
 
 
-def paired(a: list[float], b: list[float]) -> dict[str, float]:
-    """Mean difference B - A with a 95 % t-interval, and the sign test over the non-tied pairs."""
+def half_width(sd: float, n: int) -> float:
+    """Half the width of a 95 % t-interval of a mean of n differences with this spread."""
+    return float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
+
+
+def pairs_needed(sd: float, half: float, most: int = 999) -> int:
+    """How many pairs of this spread a 95 % interval of +-half needs (most, when even that is not enough):
+    how many more replicates a lever of that size would need before the interval could exclude zero."""
+    return next((n for n in range(2, most) if half_width(sd, n) <= half), most)
+
+
+def paired(a: list[float], b: list[float], resolution: float = 0.02) -> dict[str, float]:
+    """Mean difference B - A with a 95 % t-interval, the sign test over the non-tied pairs, and the
+    pairs an interval of +-resolution would need at the differences' spread."""
     d = np.asarray(b) - np.asarray(a)
     n = len(d)
-    half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+    half = half_width(sd, n)
     wins, losses = int((d > 0).sum()), int((d < 0).sum())
     p = stats.binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
     return {
         "n": n, "a": float(np.mean(a)), "b": float(np.mean(b)), "diff": float(d.mean()),
         "low": float(d.mean()) - half, "high": float(d.mean()) + half, "wins": wins, "losses": losses, "sign_p": float(p),
+        "sd": sd, "pairs_needed": pairs_needed(sd, resolution) if n > 1 else 0,
     }
 
 
@@ -95,21 +109,25 @@ def main() -> None:
     parser.add_argument("--a", nargs="+", required=True, help="the baseline's runs")
     parser.add_argument("--b", nargs="+", required=True, help="the candidate's runs, replicate by replicate")
     parser.add_argument("--conditions", action="store_true", help="also each recording condition, paired by fold")
+    parser.add_argument(
+        "--resolution", type=float, default=0.02, help="the pairs column: pairs a 95%% interval of +-this needs (%(default)s)"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = parser.parse_args()
-    table = {name: paired(*values) for name, values in pairs([r for s in args.a for r in read_runs(s)], [r for s in args.b for r in read_runs(s)]).items()}
+    table = {name: paired(*values, args.resolution) for name, values in pairs([r for s in args.a for r in read_runs(s)], [r for s in args.b for r in read_runs(s)]).items()}
     if args.json:
         print(json.dumps(table, indent=2, sort_keys=True))
         return
     names = [name for name in HEADLINE if name in table]
     if args.conditions:
         names += sorted(name for name in table if name.startswith(CONDITION))
-    print(f"{'figure':22s} {'n':>3s} {'A':>6s} {'B':>6s} {'B-A':>7s}  95% interval      B better  sign p")
+    pairs_head = f"pairs for +-{args.resolution:g}"
+    print(f"{'figure':22s} {'n':>3s} {'A':>6s} {'B':>6s} {'B-A':>7s}  95% interval      B better  sign p  {'sd':>5s}  {pairs_head}")
     for name in names:
         r = table[name]
         print(
             f"{name:22s} {r['n']:3d} {r['a']:6.3f} {r['b']:6.3f} {r['diff']:+7.3f}  [{r['low']:+.3f}, {r['high']:+.3f}]"
-            f"  {r['wins']:2d}/{r['wins'] + r['losses']:<2d}     {r['sign_p']:.3f}"
+            f"  {r['wins']:2d}/{r['wins'] + r['losses']:<2d}     {r['sign_p']:.3f}  {r['sd']:5.3f}  {r['pairs_needed']:{len(pairs_head)}d}"
         )
 
 

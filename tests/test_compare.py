@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +27,15 @@ def test_paired_difference_interval_and_sign_test() -> None:
     assert r["n"] == 4 and r["diff"] == pytest.approx(0.0875) and (r["wins"], r["losses"]) == (3, 0)
     assert r["low"] < r["diff"] < r["high"]
     assert r["sign_p"] == pytest.approx(0.25)  # 3 wins of 3 non-tied pairs, two-sided
+
+
+def test_pairs_needed_is_the_fewest_whose_interval_is_narrow_enough() -> None:
+    n = compare.pairs_needed(0.038, 0.02)
+    assert compare.half_width(0.038, n) <= 0.02 < compare.half_width(0.038, n - 1)
+    assert n == 17  # the seed-to-seed spread of one fold's run (docs/experiments.md): 17 pairs for +-0.02
+    assert compare.pairs_needed(0.0, 0.02) == 2 and compare.pairs_needed(1.0, 0.001, most=50) == 50
+    r = compare.paired([0.5, 0.5, 0.5, 0.5], [0.6, 0.55, 0.5, 0.7], resolution=0.05)
+    assert r["sd"] == pytest.approx(np.std([0.1, 0.05, 0.0, 0.2], ddof=1)) and r["pairs_needed"] == compare.pairs_needed(r["sd"], 0.05)
 
 
 def test_folds_pair_by_number_and_replicates_by_order(tmp_path: Path) -> None:
