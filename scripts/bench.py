@@ -33,8 +33,10 @@ from pipeline.config import DataConfig, TrainConfig, load
 from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.features import backend_mfcc, reference_mfcc
+from pipeline.manifest import MANIFEST
 from pipeline.model import load_model
 from pipeline.ravdess import DATA, class_names, find_clips
+from pipeline.store import STORE
 from pipeline.training import fit_member
 
 
@@ -140,8 +142,8 @@ def main() -> None:
     parser.add_argument("--epoch-crops", type=float, nargs="+", default=[], metavar="S",
                         help="only time a training epoch with these windows (s; 0 = whole clips)")
     parser.add_argument("--sequences", type=int, help="--epoch-crops: the first N training sequences (default: all)")
-    parser.add_argument("--store", type=Path, default=Path("features/mfcc.h5"), help="--epoch-crops: %(default)s")
-    parser.add_argument("--split", type=Path, default=Path("features/split.csv"), help="--epoch-crops: %(default)s")
+    parser.add_argument("--store", type=Path, default=STORE, help="--epoch-crops: %(default)s")
+    parser.add_argument("--split", type=Path, default=MANIFEST, help="--epoch-crops: %(default)s")
     args = parser.parse_args()
     if args.clips < 1 or args.repeat < 1 or (args.sequences is not None and args.sequences < 1):
         parser.error("--clips, --repeat and --sequences must be at least 1")

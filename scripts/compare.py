@@ -88,7 +88,7 @@ def pairs_needed(sd: float, half: float, most: int = 999) -> int:
     return next((n for n in range(2, most) if half_width(sd, n) <= half), most)
 
 
-def paired(a: list[float], b: list[float], resolution: float = 0.02) -> dict[str, float]:
+def paired(a: list[float], b: list[float], resolution: float) -> dict[str, float]:
     """Mean difference B - A with a 95 % t-interval, the sign test over the non-tied pairs, and the
     pairs an interval of +-resolution would need at the differences' spread."""
     d = np.asarray(b) - np.asarray(a)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
+from concurrent.futures import as_completed
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,10 +34,12 @@ from pipeline.config import (
     parse,
 )
 from pipeline.crossval import SUITE_CACHE, aggregate, run_fold, suite_inputs
+from pipeline.errors import run_cli
 from pipeline.manifest import MANIFEST, cv_folds, read_manifest
 from pipeline.ravdess import DATA
 from pipeline.robustness import check_names, suite_file, write_suite
 from pipeline.store import STORE
+from pipeline.workers import pool as worker_pool
 
 Task = tuple[str, dict[str, Any], int, int, str, Path | None]  # name, overrides, replicate, fold, scheme, suite
 
@@ -78,8 +80,9 @@ def main() -> None:
         for name, overrides in experiments.items() for r in range(args.replicates) for fold in folds
     ]
     done: dict[tuple[str, int], list[tuple[dict[str, Any], float]]] = {}
-    with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        for name, replicate, scored, seconds in pool.imap_unordered(_task, tasks):
+    with worker_pool(args.workers) as pool:  # a worker that dies ends the sweep with one line, not a hang
+        for future in as_completed([pool.submit(_task, task) for task in tasks]):
+            name, replicate, scored, seconds = future.result()
             runs = done.setdefault((name, replicate), [])
             runs.append((scored, seconds))
             if len(runs) == len(folds):
@@ -96,4 +99,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -23,7 +23,7 @@ def run(folds: dict[int, float], conditions: dict[str, float] | None = None) -> 
 
 
 def test_paired_difference_interval_and_sign_test() -> None:
-    r = compare.paired([0.5, 0.5, 0.5, 0.5], [0.6, 0.55, 0.5, 0.7])
+    r = compare.paired([0.5, 0.5, 0.5, 0.5], [0.6, 0.55, 0.5, 0.7], resolution=0.02)
     assert r["n"] == 4 and r["diff"] == pytest.approx(0.0875) and (r["wins"], r["losses"]) == (3, 0)
     assert r["low"] < r["diff"] < r["high"]
     assert r["sign_p"] == pytest.approx(0.25)  # 3 wins of 3 non-tied pairs, two-sided
@@ -99,3 +99,9 @@ def test_sweep_runs_replicates_that_compare_reads(tmp_path: Path) -> None:
         cwd=cwd, capture_output=True, text=True, check=True,
     )
     assert json.loads(proc.stdout)["balanced_accuracy"]["n"] == 4
+    (cwd / "experiments.yaml").write_text("typo: {hiden_size: 16}\n")  # a worker's InputError: one line, no traceback
+    bad = subprocess.run(
+        [sys.executable, str(REPO / "scripts/sweep.py"), "experiments.yaml", "--workers", "2", "--folds", "0", "--no-conditions"],
+        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )
+    assert bad.returncode == 2 and "hiden_size" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
