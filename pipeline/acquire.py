@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from pipeline.audio import FRAME_LENGTH, SAMPLE_RATE
 from pipeline.errors import InputError
+from pipeline.hashing import file_digest
 from pipeline.outputs import atomic_path
 from pipeline.ravdess import AUDIO_SUFFIXES, find_clips
 from pipeline.workers import pool as worker_pool
@@ -197,15 +198,6 @@ class Checksum:
         return cls(algorithm, value)
 
 
-def file_digest(path: Path, algorithm: str) -> str:
-    """hex digest of a file, read in 1 MiB chunks (hashlib.file_digest needs Python 3.11)."""
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def stream(url: str, out: IO[bytes], hint: str, size: int | None = None, algorithm: str = "md5") -> tuple[int, str]:
     """Copy url into out with a progress bar; returns the byte count and digest. Failure is one line
     ending in hint (what to do without internet)."""
@@ -236,8 +228,6 @@ def kept_download(
         if (size is None or archive.stat().st_size == size) and file_digest(archive, checksum.algorithm) == checksum.hexdigest:
             return archive
         print(f"{who}: {archive} fails its checksum; downloading it again", file=sys.stderr)
-    for stale in archive.parent.glob(f".{archive.name}.*.tmp"):  # a download that was killed outright
-        stale.unlink()
     with atomic_path(archive) as part:
         with part.open("wb") as out:
             count, digest = stream(url, out, hint, size, checksum.algorithm)

@@ -23,7 +23,6 @@ from pipeline.acquire import (
     audio_report,
     check_local,
     decode_all,
-    file_digest,
     is_url,
     kept_download,
     staging,
@@ -32,6 +31,7 @@ from pipeline.acquire import (
 )
 from pipeline.corpus import Row, write_manifest
 from pipeline.errors import InputError
+from pipeline.hashing import file_digest
 from pipeline.layouts import (
     CREMA_D,
     EMODB,

@@ -26,7 +26,7 @@ from pipeline.config import DataConfig, ExtractConfig, load
 from pipeline.corpora import clip_meta, ravdess_speaker, read_corpora
 from pipeline.corpus import Corpus
 from pipeline.errors import InputError, check_interrupt, run_cli
-from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, _constants, usable_mfcc
+from pipeline.features import N_FFT, N_MELS, N_MFCC, TOP_DB, constants, usable_mfcc
 from pipeline.outputs import atomic_path, check_writable, write_json
 from pipeline.ravdess import DATA, find_clips, parse_name
 from pipeline.store import STORE, Clip, write_store
@@ -156,7 +156,7 @@ def extract(
     talkers = babble_talkers(sources, seed) if babble else [[] for _ in sources]
     tasks: list[Task] = [(path, meta, variants, seed, voices) for (path, meta, _), voices in zip(sources, talkers)]
 
-    _constants()  # build the filterbank once, before the workers fork
+    constants()  # build the filterbank once, before the workers fork
     clips: list[Clip] = []
     start = time.perf_counter()
     with ExitStack() as stack:

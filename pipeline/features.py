@@ -34,7 +34,14 @@ _MelBand = tuple[int, int, int, int, np.ndarray]  # spectrum columns lo:hi, mel 
 
 
 @lru_cache(maxsize=1)
-def _constants() -> tuple[np.ndarray, tuple[_MelBand, ...], np.ndarray]:
+def dct_matrix() -> np.ndarray:
+    """(N_MELS, N_MFCC) float64: a log-mel vector times this is its MFCCs (librosa's orthonormal
+    DCT-II); also what a channel's log response per band adds to every frame's MFCCs."""
+    return np.ascontiguousarray(scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC].T)
+
+
+@lru_cache(maxsize=1)
+def constants() -> tuple[np.ndarray, tuple[_MelBand, ...], np.ndarray]:
     """Window slice, mel filterbank as bands over interleaved (re, im) columns, DCT matrix; built once."""
     import librosa
 
@@ -56,13 +63,12 @@ def _constants() -> tuple[np.ndarray, tuple[_MelBand, ...], np.ndarray]:
         lo, hi = int(first[m0 : m0 + size].min()), int(end[m0 : m0 + size].max())
         weights = np.repeat(mel_t[lo:hi, m0 : m0 + size], 2, axis=0)
         bands.append((2 * lo, 2 * hi, m0, m0 + size, np.ascontiguousarray(weights)))
-    dct_t = scipy.fft.dct(np.eye(N_MELS), type=2, norm="ortho", axis=0)[:N_MFCC].T
-    return window, tuple(bands), np.ascontiguousarray(dct_t)
+    return window, tuple(bands), dct_matrix()
 
 
 def frames_mfcc(frames: np.ndarray) -> np.ndarray:
     """MFCCs of each row of ``frames`` (n, 400), each as if it were its own librosa call."""
-    window, bands, dct_t = _constants()
+    window, bands, dct_t = constants()
     mel = np.empty((len(frames), N_MELS), dtype=np.float32)
     # The zero tail of this reused buffer is librosa's constant padding; a pre-padded input is
     # faster for pocketfft than rfft(n=2048) padding each call.

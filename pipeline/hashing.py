@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Any
 
 
-def file_md5(path: str | Path) -> str:
-    digest = hashlib.md5()
+def file_digest(path: str | Path, algorithm: str) -> str:
+    """hex digest of a file, read in 1 MiB chunks (never the whole file in memory)."""
+    digest = hashlib.new(algorithm)
     with Path(path).open("rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def file_md5(path: str | Path) -> str:
+    return file_digest(path, "md5")
 
 
 def data_key(obj: Any) -> str:

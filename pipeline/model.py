@@ -23,14 +23,7 @@ Hidden = tuple[torch.Tensor, torch.Tensor]
 class EmotionLSTM(nn.Module):
     """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step."""
 
-    def __init__(
-        self,
-        input_size: int = 13,
-        hidden_size: int = 128,
-        num_layers: int = 2,
-        num_classes: int = 8,
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float) -> None:
         super().__init__()
         self.register_buffer("feature_mean", torch.zeros(input_size))
         self.register_buffer("feature_std", torch.ones(input_size))

@@ -24,14 +24,9 @@ from pipeline.training import FitResult, fit
 MODEL_FILES = ("model.pth", "model_weights.pth", LABELS_FILE)
 
 
-def export(result: FitResult, scheme: str, models_dir: Path) -> None:
-    """The backend's files: full pickled model, state_dict, and the class list beside them."""
-    with atomic_paths(*(models_dir / name for name in MODEL_FILES)) as temporaries:
-        write_model_files(result, scheme, temporaries)
-
-
 def write_model_files(result: FitResult, scheme: str, paths: list[Path]) -> None:
-    """MODEL_FILES' content, written to `paths` (temporaries, in MODEL_FILES' order)."""
+    """The backend's files, MODEL_FILES' content (full pickled model, state_dict, the class list
+    beside them), written to `paths` (temporaries, in MODEL_FILES' order)."""
     model, weights, labels = paths
     # Saved through a file object: given a path, torch names the archive's records after the
     # (random) temporary file name, and equal weights would no longer give equal bytes.

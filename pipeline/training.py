@@ -7,7 +7,6 @@ process per core) and merged into one LSTM that averages their logits (pipeline.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 import sys
 import time
@@ -23,6 +22,7 @@ from pipeline.audio import frames_after
 from pipeline.config import PARAMS_FILE, TrainConfig
 from pipeline.dataset import SplitData, length_batches, pad, random_crop
 from pipeline.errors import InputError
+from pipeline.features import N_MELS, dct_matrix
 from pipeline.inference import decide, replay
 from pipeline.model import EmotionLSTM, ensemble_of
 from pipeline.workers import pool as worker_pool
@@ -81,9 +81,6 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-MEL_BANDS = 128  # librosa's default, what the backend's MFCCs are the DCT of (pipeline.features)
-
-
 def channel_offsets(n: int, scale_db: float) -> torch.Tensor:
     """n random microphone/EQ responses as MFCC offsets, (n, 13), drawn from torch's seeded generator.
 
@@ -94,7 +91,7 @@ def channel_offsets(n: int, scale_db: float) -> torch.Tensor:
     band and one below a random low band (band-limited microphones and lines). Not the evaluation
     suite's filters (pipeline.conditions).
     """
-    bands = torch.linspace(0, 1, MEL_BANDS, dtype=torch.float64)
+    bands = torch.linspace(0, 1, N_MELS, dtype=torch.float64)
     u = torch.rand(n, 14, dtype=torch.float64)
     curve = scale_db * (2 * u[:, :1] - 1) * (bands - 0.5)
     for j in range(3):
@@ -104,15 +101,7 @@ def channel_offsets(n: int, scale_db: float) -> torch.Tensor:
     curve -= rolloff[:, None] * (bands - cutoff[:, None]).clamp_min(0) / 0.5
     low_cut, low_rolloff = 0.02 + 0.15 * u[:, 12], (u[:, 13] > 0.5) * 4 * scale_db
     curve -= low_rolloff[:, None] * (low_cut[:, None] - bands).clamp_min(0) / 0.1
-    return (curve @ mel_dct()).float()
-
-
-@functools.cache
-def mel_dct() -> torch.Tensor:
-    """(128, 13): a log-mel curve times this is its 13 MFCCs (librosa's orthonormal DCT-II)."""
-    import scipy.fft
-
-    return torch.from_numpy(scipy.fft.dct(np.eye(MEL_BANDS), norm="ortho", axis=0)[:13].T.copy())
+    return (curve @ torch.from_numpy(dct_matrix())).float()
 
 
 def predictions(model: EmotionLSTM, data: SplitData) -> tuple[np.ndarray, float]:

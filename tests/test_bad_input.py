@@ -100,7 +100,7 @@ def small_model(input_size: int = 13) -> object:
     from pipeline.model import EmotionLSTM
 
     torch.manual_seed(0)
-    return EmotionLSTM(input_size, hidden_size=8, num_layers=1, num_classes=len(RAVDESS8)).eval()
+    return EmotionLSTM(input_size, hidden_size=8, num_layers=1, num_classes=len(RAVDESS8), dropout=0.0).eval()
 
 
 @pytest.fixture(scope="module")

@@ -341,7 +341,7 @@ def corpus_runs(
     (base / "all.csv").write_text(format_manifest(rows))
     (base / "no_calm.csv").write_text(format_manifest(r for r in rows if r.emotion != "calm"))
     (base / "six").mkdir()
-    six = EmotionLSTM(hidden_size=4, num_layers=1, num_classes=6).requires_grad_(False)
+    six = EmotionLSTM(13, hidden_size=4, num_layers=1, num_classes=6, dropout=0.0).requires_grad_(False)
     torch.save(six, base / "six" / "model.pth")
     model = ["--model", project / "models/model.pth"]
     return base, run_stages({

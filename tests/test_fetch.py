@@ -290,6 +290,19 @@ def test_official_download_is_verified_and_kept(
     assert audio_files(dest) == audio_files(small_corpus)
 
 
+def test_a_download_leaves_another_live_runs_partial_archive(official_zip: Path, small_corpus: Path, tmp_path: Path) -> None:
+    """Two fetches downloading at once: each removes only partial downloads of dead processes."""
+    data = tmp_path / "data"
+    data.mkdir()
+    live = data / f".{fetch.ARCHIVE_NAME}.{os.getppid()}.abc.tmp"  # a writer that still runs
+    dead = data / f".{fetch.ARCHIVE_NAME}.999999999.abc.tmp"  # beyond pid_max: its writer is gone
+    live.write_bytes(b"partial")
+    dead.write_bytes(b"partial")
+    fetch.fetch("official", data / "ravdess", data / "validation.json")
+    assert audio_files(data / "ravdess") == audio_files(small_corpus)
+    assert live.read_bytes() == b"partial" and not dead.exists()
+
+
 def test_official_checksum_mismatch_is_fatal(
     official_zip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -108,7 +108,7 @@ def test_normalisation_lives_in_the_state_dict_and_is_applied() -> None:
     # ... and differently when fed the raw frames: the model normalises, the caller does not have to.
     assert np.abs(backend_replay(model, mfcc) - backend_replay(twin, mfcc)).max() > 1e-3
     # The buffers travel with the weights.
-    copy = EmotionLSTM(13, 16, 2, 8)
+    copy = EmotionLSTM(13, 16, 2, 8, 0.3)
     copy.load_state_dict(state)
     np.testing.assert_array_equal(backend_replay(copy.eval(), mfcc), backend_replay(model, mfcc))
 

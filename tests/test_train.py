@@ -19,12 +19,13 @@ from pipeline import metrics
 from pipeline.config import TrainConfig, parse
 from pipeline.dataset import SplitData, load_splits, random_crop
 from pipeline.errors import InputError
+from pipeline.features import N_MELS, dct_matrix
 from pipeline.inference import backend_replay, decide, replay
 from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.store import FeatureStore
-from pipeline.train import export
-from pipeline.training import MEL_BANDS, channel_offsets, fit, mel_dct, predictions
+from pipeline.train import MODEL_FILES, write_model_files
+from pipeline.training import channel_offsets, fit, predictions
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
@@ -97,9 +98,9 @@ def test_channel_offsets_are_the_mfccs_of_smooth_curves() -> None:
     energies), as librosa's MFCC computes it; draws follow torch's seed."""
     import scipy.fft
 
-    curve = np.linspace(-6, 6, MEL_BANDS)
+    curve = np.linspace(-6, 6, N_MELS)
     expected = scipy.fft.dct(curve, type=2, norm="ortho")[:13]
-    np.testing.assert_allclose(curve @ mel_dct().numpy(), expected, atol=1e-9)
+    np.testing.assert_allclose(curve @ dct_matrix(), expected, atol=1e-9)
     torch.manual_seed(0)
     a = channel_offsets(64, 12.0)
     torch.manual_seed(0)
@@ -172,7 +173,7 @@ def test_fit_refuses_an_empty_split(splits: dict[str, SplitData]) -> None:
 def test_export_writes_the_backend_files(project: Path, tmp_path: Path, scheme: str, names: list[str]) -> None:
     data = load_splits(project / "features/mfcc.h5", project / "features/split.csv", scheme, False)
     result = fit(data, len(names), train_config(epochs=1))
-    export(result, scheme, tmp_path)
+    write_model_files(result, scheme, [tmp_path / name for name in MODEL_FILES])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.json", "model.pth", "model_weights.pth"]
 
     labels = json.loads((tmp_path / "labels.json").read_text(encoding="utf-8"))
