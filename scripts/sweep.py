@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from concurrent.futures import as_completed
 import time
+from concurrent.futures import as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
