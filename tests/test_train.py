@@ -78,13 +78,6 @@ def test_a_single_model_is_exported_as_its_best_checkpoint(splits: dict[str, Spl
     assert result.val == pytest.approx({k[4:]: v for k, v in kept.items() if k.startswith("val_")}, abs=1e-12)
 
 
-def test_checkpoint_last_runs_every_epoch_and_keeps_the_last(splits: dict[str, SplitData]) -> None:
-    result = fit(splits, 8, train_config(epochs=3, patience=1, checkpoint="last"))
-    assert result.epochs_run == [3] and result.best_epoch == [3]  # patience does not stop it
-    last = result.history[-1]  # the exported model scores as the last epoch's weights did
-    assert result.val == pytest.approx({k[4:]: v for k, v in last.items() if k.startswith("val_")}, abs=1e-12)
-
-
 def test_fit_puts_the_training_frame_statistics_inside_the_model(splits: dict[str, SplitData]) -> None:
     result = fit(splits, 8, train_config(epochs=1))
     frames = torch.cat(splits["train"].sequences).double()
