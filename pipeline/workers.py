@@ -64,13 +64,18 @@ def lost_worker_reason(processes: list[multiprocessing.Process]) -> str:
 
 
 def terminate(executor: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the workers now: shutdown() alone waits for running tasks."""
+    """Cancel what has not started and end the workers now: shutdown() alone waits for running tasks.
+
+    The pool's own thread reaps the terminated workers; joining them here as well raced it (the
+    loser's waitpid fails, and its Process reads as alive with no exit status), so wait for it.
+    """
     processes = workers_of(executor)
+    manager = executor._executor_manager_thread  # shutdown(wait=False) forgets it
     executor.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
-    for process in processes:
-        process.join()
+    if manager is not None:
+        manager.join()  # it sees the workers' deaths, fails their tasks and joins every worker
 
 
 def bind_to_parent(parent: int) -> None:
