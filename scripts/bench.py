@@ -1,18 +1,18 @@
 """Benchmark: the fast MFCC path against the per-frame librosa oracle on the same decoded clips.
 
     python scripts/bench.py [--data DIR] [--clips N] [--repeat R] [--extract] [--model PATH ...]
-                            [--epoch-crops S [S ...]] [--sequences N]
+                            [--epoch-train KEY=VALUE[,KEY=VALUE] ...] [--sequences N]
 
 Both run single-threaded in one process on identical audio, so the ratio measures the algorithm,
 not the core count. --extract also times the whole extract stage as a subprocess. --model times
 the backend's frame-by-frame loop as the plan writes it (no torch.no_grad(), one thread) on saved
 models and, in the same process, on a bare nn.LSTM(13, 128, 2): the ratio is the per-frame budget's
 yardstick (at most 0.5 x), steadier than microseconds on a shared machine.
---epoch-crops times one training epoch of one member (params.yaml's train config and train.threads) on
-the store's training sequences (all, or the first N), for each training window (train.crop_seconds)
-in turn, alternated over the repeats: the ratio to the first window is what a window costs per epoch.
-An epoch includes its validation pass, a fixed cost: with fewer sequences than the train stage's,
-the ratio moves towards 1.
+--epoch-train times one training epoch of one member (params.yaml's train config and train.threads) on
+the store's training sequences (all, or the first N), for each setting of train keys in turn
+(crop_seconds=1.5, precision=bfloat16; `-` for params.yaml as it is), alternated over the repeats: the
+ratio to the first setting is what a setting costs per epoch. An epoch includes its validation pass, a
+fixed cost: with fewer sequences than the train stage's, the ratio moves towards 1.
 """
 from __future__ import annotations
 
@@ -21,15 +21,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from threadpoolctl import threadpool_limits
 
 from pipeline.audio import load_audio
-from pipeline.config import DataConfig, TrainConfig, load
+from pipeline.config import DataConfig, TrainConfig, load, load_params, parse
 from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.features import backend_mfcc, reference_mfcc
@@ -114,21 +115,31 @@ def time_extract(data_root: Path) -> float:
         return time.perf_counter() - start
 
 
-def time_epochs(store: Path, split: Path, crops: list[float], sequences: int | None, repeat: int) -> list[float]:
-    """Seconds of one epoch of one member per training window, best of `repeat`, windows alternated
-    so that a load change on a shared machine touches them alike."""
+def train_setting(text: str) -> dict[str, Any]:
+    """'crop_seconds=1.5,precision=bfloat16' as train overrides ('-': none); values read as YAML."""
+    if text == "-":
+        return {}
+    pairs = [item.partition("=") for item in text.split(",")]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise InputError(None, f"--epoch-train: {text!r} is not KEY=VALUE[,KEY=VALUE] or -")
+    return {key: yaml.safe_load(value) for key, _, value in pairs}
+
+
+def time_epochs(store: Path, split: Path, settings: list[str], sequences: int | None, repeat: int) -> list[float]:
+    """Seconds of one epoch of one member per setting, best of `repeat`, settings alternated so that
+    a load change on a shared machine touches them alike."""
     scheme = load(DataConfig, "data").classes
-    config = load(TrainConfig, "train")
-    data = load_splits(store, split, scheme, config.augment_variants)
+    base = load_params()["train"]
+    configs = [parse(TrainConfig, {**base, **train_setting(s), "epochs": 1}, "train") for s in settings]
+    data = load_splits(store, split, scheme, configs[0].augment_variants)
     train = data["train"]
     if sequences:
         data["train"] = SplitData(train.sequences[:sequences], train.labels[:sequences], train.clips.iloc[:sequences])
     n_classes = len(class_names(scheme))
-    best = [np.inf] * len(crops)
+    best = [np.inf] * len(configs)
     for _ in range(repeat):
-        for i, crop in enumerate(crops):
-            member = fit_member(data, n_classes, replace(config, epochs=1, crop_seconds=crop), "bench")
-            best[i] = min(best[i], member.seconds)
+        for i, config in enumerate(configs):
+            best[i] = min(best[i], fit_member(data, n_classes, config, "bench").seconds)
     return best
 
 
@@ -139,22 +150,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="fast path: best of this many passes")
     parser.add_argument("--extract", action="store_true", help="also time the whole extract stage")
     parser.add_argument("--model", type=Path, nargs="+", default=[], help="also time the backend's loop on these models")
-    parser.add_argument("--epoch-crops", type=float, nargs="+", default=[], metavar="S",
-                        help="only time a training epoch with these windows (s; 0 = whole clips)")
-    parser.add_argument("--sequences", type=int, help="--epoch-crops: the first N training sequences (default: all)")
-    parser.add_argument("--store", type=Path, default=STORE, help="--epoch-crops: %(default)s")
-    parser.add_argument("--split", type=Path, default=MANIFEST, help="--epoch-crops: %(default)s")
+    parser.add_argument("--epoch-train", nargs="+", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="only time a training epoch under each of these train settings (- = params.yaml's)")
+    parser.add_argument("--sequences", type=int, help="--epoch-train: the first N training sequences (default: all)")
+    parser.add_argument("--store", type=Path, default=STORE, help="--epoch-train: %(default)s")
+    parser.add_argument("--split", type=Path, default=MANIFEST, help="--epoch-train: %(default)s")
     args = parser.parse_args()
     if args.clips < 1 or args.repeat < 1 or (args.sequences is not None and args.sequences < 1):
         parser.error("--clips, --repeat and --sequences must be at least 1")
-    if any(not crop >= 0 for crop in args.epoch_crops):
-        parser.error("--epoch-crops: windows are seconds >= 0 (0 = whole clips)")
-    if args.epoch_crops:
-        seconds = time_epochs(args.store, args.split, args.epoch_crops, args.sequences, args.repeat)
+    if args.epoch_train:
+        seconds = time_epochs(args.store, args.split, args.epoch_train, args.sequences, args.repeat)
         count = "all" if args.sequences is None else f"the first {args.sequences}"
         print(f"epoch       one member, {count} training sequences of {args.store}, train.threads of params.yaml, best of {args.repeat}")
-        for crop, s in zip(args.epoch_crops, seconds):
-            print(f"window {crop:4.1f} s {s:7.2f} s/epoch  {s / seconds[0]:5.2f} x the first")
+        for setting, s in zip(args.epoch_train, seconds):
+            print(f"train {setting} {s:7.2f} s/epoch  {s / seconds[0]:5.2f} x the first")
         return
     data_root = args.data
 

@@ -329,14 +329,28 @@ def test_bench_times_the_backend_loop_of_saved_models(tmp_path: Path, synth_corp
     assert all(float(line.split()[1]) > 0 for line in lines)
 
 
-def test_bench_times_a_training_epoch_per_window(project: Path) -> None:
-    """--epoch-crops trains one epoch per window in the project's params and prints one row each, in
-    the order given, with its ratio to the first (1.00 for the first itself)."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts/bench.py"), "--epoch-crops", "0.5", "0.2", "--sequences", "16", "--repeat", "1"],
+def bench_epochs(project: Path, *settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts/bench.py"), "--epoch-train", *settings, "--sequences", "16", "--repeat", "1"],
         cwd=project, env=cli_env(), capture_output=True, text=True, timeout=TIMEOUT,
     )
+
+
+def test_bench_times_a_training_epoch_per_setting(project: Path) -> None:
+    """--epoch-train trains one epoch per setting of train keys in the project's params and prints one
+    row each, in the order given, with its ratio to the first (1.00 for the first itself)."""
+    settings = ["-", "crop_seconds=0.2", "crop_seconds=0.5,precision=bfloat16"]
+    proc = bench_epochs(project, *settings)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("window")]
-    assert [row[1] for row in rows] == ["0.5", "0.2"], proc.stdout
-    assert all(float(row[3]) > 0 for row in rows) and rows[0][5] == "1.00", proc.stdout
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("train ")]
+    assert [row[1] for row in rows] == settings, proc.stdout
+    assert all(float(row[2]) > 0 for row in rows) and rows[0][4] == "1.00", proc.stdout
+
+
+@pytest.mark.parametrize(("setting", "reason"), [
+    ("crop_seconds", "not KEY=VALUE"), ("precision=float16", "precision must be one of"), ("crops=1", "crops"),
+])
+def test_bench_refuses_a_bad_train_setting_in_one_line(project: Path, setting: str, reason: str) -> None:
+    proc = bench_epochs(project, setting)
+    assert proc.returncode != 0 and reason in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
