@@ -10,7 +10,7 @@ models and, in the same process, on a bare nn.LSTM(13, 128, 2): the ratio is the
 yardstick (at most 0.5 x), steadier than microseconds on a shared machine.
 --epoch-train times one training epoch of one member (params.yaml's train config and train.threads) on
 the store's training sequences (all, or the first N), for each setting of train keys in turn
-(crop_seconds=1.5, precision=bfloat16; `-` for params.yaml as it is), alternated over the repeats: the
+(crop_seconds=1.5, batch_size=64; `-` for params.yaml as it is), alternated over the repeats: the
 ratio to the first setting is what a setting costs per epoch. An epoch includes its validation pass, a
 fixed cost: with fewer sequences than the train stage's, the ratio moves towards 1.
 """
@@ -116,7 +116,7 @@ def time_extract(data_root: Path) -> float:
 
 
 def train_setting(text: str) -> dict[str, Any]:
-    """'crop_seconds=1.5,precision=bfloat16' as train overrides ('-': none); values read as YAML."""
+    """'crop_seconds=1.5,batch_size=64' as train overrides ('-': none); values read as YAML."""
     if text == "-":
         return {}
     pairs = [item.partition("=") for item in text.split(",")]
