@@ -30,7 +30,7 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from pipeline.audio import load_audio
-from pipeline.config import DataConfig, TrainConfig, load, load_params, parse
+from pipeline.config import DataConfig, TrainConfig, load_params, parse
 from pipeline.dataset import SplitData, load_splits
 from pipeline.errors import InputError, run_cli
 from pipeline.features import backend_mfcc, reference_mfcc
@@ -128,9 +128,9 @@ def train_setting(text: str) -> dict[str, Any]:
 def time_epochs(store: Path, split: Path, settings: list[str], sequences: int | None, repeat: int) -> list[float]:
     """Seconds of one epoch of one member per setting, best of `repeat`, settings alternated so that
     a load change on a shared machine touches them alike."""
-    scheme = load(DataConfig, "data").classes
-    base = load_params()["train"]
-    configs = [parse(TrainConfig, {**base, **train_setting(s), "epochs": 1}, "train") for s in settings]
+    params = load_params()
+    scheme = parse(DataConfig, params["data"], "data").classes
+    configs = [parse(TrainConfig, {**params["train"], **train_setting(s), "epochs": 1}, "train") for s in settings]
     data = load_splits(store, split, scheme, configs[0].augment_variants)
     train = data["train"]
     if sequences:
