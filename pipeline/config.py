@@ -1,7 +1,8 @@
 """params.yaml as typed, frozen configs, one per stage section, checked once at the top of a stage.
 
 params.yaml is the single source of every value: the classes below have no defaults, a key that is
-missing or unknown is an error, and every error is one line naming params.yaml and the key.
+missing or unknown is an error, and every error is one line naming the key and where its value came
+from (params.yaml, or the overrides a script passes as `source`).
 `dvc exp run -S train.lr=1e-05` writes numbers that YAML 1.1 reads back as strings: they still parse.
 """
 from __future__ import annotations
@@ -165,60 +166,61 @@ class EvaluateConfig:
     conditions: tuple[str, ...] = rule(lambda vs: len(set(vs)) == len(vs), "a list of distinct condition names")
 
 
-def _scalar(kind: Any, raw: Any, key: str) -> Any:
+def _scalar(kind: Any, raw: Any, key: str, source: str | Path) -> Any:
     """raw as bool, int, float or str; numbers may arrive as strings ('1e-05')."""
     if kind is bool:
         if not isinstance(raw, bool):
-            raise InputError(PARAMS_FILE, f"{key} must be true or false, got {raw!r}")
+            raise InputError(source, f"{key} must be true or false, got {raw!r}")
         return raw
     if kind is str:
         if not isinstance(raw, str):
-            raise InputError(PARAMS_FILE, f"{key} must be a string, got {raw!r}")
+            raise InputError(source, f"{key} must be a string, got {raw!r}")
         return raw
     try:
         if isinstance(raw, bool):
             raise ValueError
         number = float(raw)
     except (TypeError, ValueError):
-        raise InputError(PARAMS_FILE, f"{key} must be a number, got {raw!r}") from None
+        raise InputError(source, f"{key} must be a number, got {raw!r}") from None
     if kind is int:
         if not math.isfinite(number) or number != int(number):
-            raise InputError(PARAMS_FILE, f"{key} must be a whole number, got {raw!r}")
+            raise InputError(source, f"{key} must be a whole number, got {raw!r}")
         return int(number)
     return number
 
 
-def parse(cls: type[T], raw: Any, name: str) -> T:
-    """The section `name` of params.yaml as a `cls`: every key present, known, typed and in range."""
+def parse(cls: type[T], raw: Any, name: str, source: str | Path = PARAMS_FILE) -> T:
+    """The section `name` of params.yaml as a `cls`: every key present, known, typed and in range.
+    `source` is what an error names: where the values came from (a script's overrides, say)."""
     if not isinstance(raw, dict):
-        raise InputError(PARAMS_FILE, f"{name} must be a mapping of parameters, got {raw!r}")
+        raise InputError(source, f"{name} must be a mapping of parameters, got {raw!r}")
     known = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     unknown = [k for k in raw if k not in known]
     if unknown:
-        raise InputError(PARAMS_FILE, f"unknown parameter {name}.{unknown[0]} (known: {', '.join(known)})")
+        raise InputError(source, f"unknown parameter {name}.{unknown[0]} (known: {', '.join(known)})")
     missing = [k for k in known if k not in raw]
     if missing:
-        raise InputError(PARAMS_FILE, f"missing parameter {name}.{missing[0]}")
+        raise InputError(source, f"missing parameter {name}.{missing[0]}")
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         key, kind, value = f"{name}.{f.name}", hints[f.name], raw[f.name]
         if is_dataclass(kind):
-            values[f.name] = parse(kind, value, key)
+            values[f.name] = parse(kind, value, key, source)
             continue
         if typing.get_origin(kind) is tuple:  # a list; one item or nothing also reads as one
             items = [] if value is None else value if isinstance(value, list) else [value]
             item = typing.get_args(kind)[0]
-            value = tuple(_scalar(item, v, f"{key}[{i}]") for i, v in enumerate(items))
+            value = tuple(_scalar(item, v, f"{key}[{i}]", source) for i, v in enumerate(items))
         elif typing.get_origin(kind) is dict:  # names to names or null; nothing reads as empty
             value = {} if value is None else value
             if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str | None) for k, v in value.items()):
-                raise InputError(PARAMS_FILE, f"{key} must be a mapping of names to a name or null, got {raw[f.name]!r}")
+                raise InputError(source, f"{key} must be a mapping of names to a name or null, got {raw[f.name]!r}")
         else:
-            value = _scalar(kind, value, key)
+            value = _scalar(kind, value, key, source)
         check: Check | None = f.metadata.get("check")
         if check is not None and not check[0](value):
-            raise InputError(PARAMS_FILE, f"{key} must be {check[1]}, got {raw[f.name]!r}")
+            raise InputError(source, f"{key} must be {check[1]}, got {raw[f.name]!r}")
         values[f.name] = value
     return cls(**values)
 
@@ -241,5 +243,5 @@ def load(cls: type[T], name: str, path: str | Path = PARAMS_FILE) -> T:
     """One checked section of params.yaml: what a stage calls first."""
     params = load_params(path)
     if name not in params:
-        raise InputError(PARAMS_FILE, f"missing section '{name}'")
-    return parse(cls, params[name], name)
+        raise InputError(path, f"missing section '{name}'")
+    return parse(cls, params[name], name, path)

@@ -130,7 +130,10 @@ def time_epochs(store: Path, split: Path, settings: list[str], sequences: int | 
     a load change on a shared machine touches them alike."""
     params = load_params()
     scheme = parse(DataConfig, params["data"], "data").classes
-    configs = [parse(TrainConfig, {**params["train"], **train_setting(s), "epochs": 1}, "train") for s in settings]
+    configs = [
+        parse(TrainConfig, {**params["train"], **train_setting(s), "epochs": 1}, "train", f"--epoch-train {s}")
+        for s in settings
+    ]
     data = load_splits(store, split, scheme, configs[0].augment_variants)
     train = data["train"]
     if sequences:

@@ -64,6 +64,9 @@ def main() -> None:
     parser.add_argument("--no-conditions", action="store_true", help="clean figures only (no audio work)")
     args = parser.parse_args()
     experiments: dict[str, dict[str, Any]] = yaml.safe_load(args.experiments.read_text())
+    train = load_params()["train"]
+    for name, overrides in experiments.items():  # a bad override: one line now, not from a worker later
+        parse(TrainConfig, {**train, **(overrides or {})}, "train", f"{args.experiments} ({name})")
     scheme = load(DataConfig, "data").classes
     manifest = read_manifest(MANIFEST)
     folds = args.folds or cv_folds(manifest)

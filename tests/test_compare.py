@@ -99,9 +99,10 @@ def test_sweep_runs_replicates_that_compare_reads(tmp_path: Path) -> None:
         cwd=cwd, capture_output=True, text=True, check=True,
     )
     assert json.loads(proc.stdout)["balanced_accuracy"]["n"] == 4
-    (cwd / "experiments.yaml").write_text("typo: {hiden_size: 16}\n")  # a worker's InputError: one line, no traceback
+    (cwd / "experiments.yaml").write_text("typo: {hiden_size: 16}\n")  # refused before any work: one line, no traceback
     bad = subprocess.run(
         [sys.executable, str(REPO / "scripts/sweep.py"), "experiments.yaml", "--workers", "2", "--folds", "0", "--no-conditions"],
         cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600,
     )
-    assert bad.returncode == 2 and "hiden_size" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "experiments.yaml (typo): unknown parameter train.hiden_size" in bad.stderr, bad.stderr

@@ -109,6 +109,22 @@ def test_nested_sections_name_the_full_key(key: str, value: Any) -> None:
     assert f"extract.augment.{key}" in refused(ExtractConfig, raw, "extract")
 
 
+def test_an_error_names_the_source_the_values_came_from(tmp_path: Path) -> None:
+    """Values from elsewhere (a script's overrides, another params file) are blamed on it, nested keys too."""
+    with pytest.raises(InputError, match=r"^--epoch-train lr=0: train\.lr must be > 0"):
+        parse(TrainConfig, {**PARAMS["train"], "lr": 0}, "train", "--epoch-train lr=0")
+    nested = {**PARAMS["extract"], "augment": {**PARAMS["extract"]["augment"], "speed": ["x"]}}
+    with pytest.raises(InputError, match=r"^sweep\.yaml: extract\.augment\.speed\[0\] must be a number"):
+        parse(ExtractConfig, nested, "extract", "sweep.yaml")
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**PARAMS, "train": {**PARAMS["train"], "epochs": 0}}))
+    with pytest.raises(InputError, match=rf"^{other}: train\.epochs must be >= 1"):
+        load(TrainConfig, "train", other)
+    other.write_text(yaml.safe_dump({"data": PARAMS["data"]}))
+    with pytest.raises(InputError, match=rf"^{other}: missing section 'train'"):
+        load(TrainConfig, "train", other)
+
+
 @pytest.mark.parametrize("stage, section, edit", [
     ("extract", "extract", {"on_eror": "skip"}),
     ("split", "split", {"folds": "six"}),

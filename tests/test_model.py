@@ -358,7 +358,8 @@ def test_bench_times_a_training_epoch_per_setting(project: Path) -> None:
 
 
 @pytest.mark.parametrize(("setting", "reason"), [
-    ("crop_seconds", "not KEY=VALUE"), ("optimizer=sgd", "optimizer must be one of"), ("crops=1", "crops"),
+    ("crop_seconds", "not KEY=VALUE"), ("optimizer=sgd", "--epoch-train optimizer=sgd: train.optimizer must be one of"),
+    ("crops=1", "--epoch-train crops=1: unknown parameter train.crops"),
 ])
 def test_bench_refuses_a_bad_train_setting_in_one_line(project: Path, setting: str, reason: str) -> None:
     proc = bench_epochs(project, setting)
