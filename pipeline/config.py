@@ -133,7 +133,6 @@ class TrainConfig:
     threads: int = at_least(1)
     hidden_size: int = at_least(1)
     num_layers: int = at_least(1)
-    residual: bool  # each layer above the first adds its input to its output
     dropout: float = rule(lambda v: 0 <= v < 1, "in [0, 1)")
     epochs: int = at_least(1)
     batch_size: int = at_least(1)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from pipeline.errors import InputError
 from pipeline.features import N_MFCC
@@ -22,20 +21,10 @@ Hidden = tuple[torch.Tensor, torch.Tensor]
 
 
 class EmotionLSTM(nn.Module):
-    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step.
+    """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step."""
 
-    residual: every layer above the first adds its input to its output (ResLSTM's skip), so the
-    upper layers learn a correction of the layer below; the parameters and state stay nn.LSTM's.
-    """
-
-    residual = False  # the class's value for models saved before the option existed
-
-    def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float,
-        residual: bool = False,
-    ) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float) -> None:
         super().__init__()
-        self.residual = residual
         self.register_buffer("feature_mean", torch.zeros(input_size))
         self.register_buffer("feature_std", torch.ones(input_size))
         self.lstm = nn.LSTM(
@@ -51,31 +40,13 @@ class EmotionLSTM(nn.Module):
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
         so right padding never changes a sequence's own steps."""
-        z = (x - self.feature_mean) / self.feature_std
-        if not self.residual:
-            out, hidden = self.lstm(z, hidden)
-            return self.head(self.dropout(out)), hidden
-        # Layer by layer through nn.LSTM's own weights, so that each upper layer's input joins its output.
-        lstm = self.lstm
-        if hidden is None:
-            zeros = z.new_zeros(lstm.num_layers, z.shape[0], lstm.hidden_size)
-            hidden = (zeros, zeros)
-        weights, hs, cs = lstm._flat_weights, [], []
-        for layer in range(lstm.num_layers):
-            state = (hidden[0][layer : layer + 1], hidden[1][layer : layer + 1])
-            out, h, c = torch.lstm(z, state, weights[4 * layer : 4 * layer + 4], True, 1, 0.0, self.training, False, True)
-            z = out + z if layer > 0 else out
-            if layer < lstm.num_layers - 1:
-                z = F.dropout(z, lstm.dropout, self.training)
-            hs.append(h)
-            cs.append(c)
-        return self.head(self.dropout(z)), (torch.cat(hs), torch.cat(cs))
+        out, hidden = self.lstm((x - self.feature_mean) / self.feature_std, hidden)
+        return self.head(self.dropout(out)), hidden
 
     def resized(self, hidden_size: int) -> EmotionLSTM:
         """A fresh model like this one but of another width (what ensemble_of merges into)."""
         return EmotionLSTM(
-            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
-            self.residual,
+            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p
         )
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
@@ -101,7 +72,7 @@ class EmotionLSTM(nn.Module):
             h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights[4 * layer : 4 * layer + 4])
             hs.append(h)
             cs.append(c)
-            z = h + z if self.residual and layer > 0 else h
+            z = h
         return self.head(z), (torch.stack(hs), torch.stack(cs))
 
 
@@ -119,12 +90,10 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
     for m in members[1:]:
         same = (m.lstm.input_size, m.lstm.hidden_size, m.lstm.num_layers, m.head.out_features) == (
             first.lstm.input_size, size, layers, first.head.out_features
-        ) and m.residual == first.residual
+        )
         same_input = torch.equal(m.feature_mean, first.feature_mean) and torch.equal(m.feature_std, first.feature_std)
         if not (same and same_input):
-            raise ValueError(
-                "ensemble members must have the same input size, width, depth, residual, classes and statistics"
-            )
+            raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
     merged = first.resized(n * size)
     merged.set_normalisation(first.feature_mean, first.feature_std)
