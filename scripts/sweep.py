@@ -41,13 +41,12 @@ from pipeline.robustness import check_names, suite_file, write_suite
 from pipeline.store import STORE
 from pipeline.workers import pool as worker_pool
 
-Task = tuple[str, dict[str, Any], int, int, str, Path | None]  # name, overrides, replicate, fold, scheme, suite
+Task = tuple[str, TrainConfig, int, int, str, Path | None]  # name, config, replicate, fold, scheme, suite
 
 
 def _task(task: Task) -> tuple[str, int, dict[str, Any], float]:
-    name, overrides, replicate, fold, scheme, suite = task
+    name, config, replicate, fold, scheme, suite = task
     torch.set_num_threads(1)
-    config = parse(TrainConfig, {**load_params()["train"], **overrides}, "train")
     config = replace(config, seed=config.seed + 1000 * replicate)
     started = time.perf_counter()
     scored, _ = run_fold(STORE, MANIFEST, scheme, config, fold, suite)
@@ -65,8 +64,10 @@ def main() -> None:
     args = parser.parse_args()
     experiments: dict[str, dict[str, Any]] = yaml.safe_load(args.experiments.read_text())
     train = load_params()["train"]
-    for name, overrides in experiments.items():  # a bad override: one line now, not from a worker later
-        parse(TrainConfig, {**train, **(overrides or {})}, "train", f"{args.experiments} ({name})")
+    configs = {  # checked here, so that a bad override is one line before any work, not from a worker later
+        name: parse(TrainConfig, {**train, **(overrides or {})}, "train", f"{args.experiments} ({name})")
+        for name, overrides in experiments.items()
+    }
     scheme = load(DataConfig, "data").classes
     manifest = read_manifest(MANIFEST)
     folds = args.folds or cv_folds(manifest)
@@ -79,8 +80,8 @@ def main() -> None:
             suites[fold] = suite_file(SUITE_CACHE, *inputs, conditions)
             write_suite(suites[fold], *inputs, conditions, workers=os.cpu_count() or 1)
     tasks: list[Task] = [
-        (name, overrides or {}, r, fold, scheme, suites.get(fold))
-        for name, overrides in experiments.items() for r in range(args.replicates) for fold in folds
+        (name, config, r, fold, scheme, suites.get(fold))
+        for name, config in configs.items() for r in range(args.replicates) for fold in folds
     ]
     done: dict[tuple[str, int], list[tuple[dict[str, Any], float]]] = {}
     with worker_pool(args.workers) as pool:  # a worker that dies ends the sweep with one line, not a hang
