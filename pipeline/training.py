@@ -182,7 +182,8 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             if config.channel_augment_db > 0:
                 x = x + channel_offsets(len(idx), config.channel_augment_db)[:, None, :]
             x, lengths, y = x.to(device), lengths.to(device), train.labels[idx].to(device)
-            logits = model.frame_logits(x)[0]
+            with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bfloat16"):
+                logits = model.frame_logits(x)[0].float()
             last = logits[torch.arange(len(idx), device=device), lengths - 1]
             loss = F.cross_entropy(last, y, weight=weight)
             if config.frame_loss_weight > 0:

@@ -115,6 +115,17 @@ def test_channel_augmentation_runs_and_changes_training(splits: dict[str, SplitD
     assert not state_equal(base.model.state_dict(), varied.model.state_dict())
 
 
+def test_bfloat16_steps_train_a_float32_model_deterministically(splits: dict[str, SplitData]) -> None:
+    """Only the steps' products round to bfloat16: the model, its validation and its export stay float32."""
+    c = train_config(epochs=2, precision="bfloat16")
+    a, b = fit(splits, 8, c), fit(splits, 8, c)
+    assert state_equal(a.model.state_dict(), b.model.state_dict()) and a.history == b.history
+    assert all(t.dtype == torch.float32 for t in a.model.state_dict().values())
+    assert all(math.isfinite(row["train_loss"]) for row in a.history)
+    full = fit(splits, 8, train_config(epochs=2, precision="float32"))
+    assert not state_equal(a.model.state_dict(), full.model.state_dict())
+
+
 def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[str, SplitData]) -> None:
     c = train_config(epochs=2, ensemble=3)  # three members on two workers: one worker trains two
     members = [fit(splits, 8, train_config(epochs=2, seed=c.seed + k)) for k in range(3)]
