@@ -83,10 +83,10 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
+        """A rule across fields: ValueError, which parse reports with the values' source."""
         both = sorted({corpus_name(p) for p in self.train_corpora} & {corpus_name(p) for p in self.eval_corpora})
         if both:
-            reason = f"corpus {both[0]} is in data.train_corpora and data.eval_corpora (scored on its own training speakers?)"
-            raise InputError(PARAMS_FILE, reason)
+            raise ValueError(f"corpus {both[0]} is in data.train_corpora and data.eval_corpora (scored on its own training speakers?)")
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,10 @@ def parse(cls: type[T], raw: Any, name: str, source: str | Path = PARAMS_FILE) -
         if check is not None and not check[0](value):
             raise InputError(source, f"{key} must be {check[1]}, got {raw[f.name]!r}")
         values[f.name] = value
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as err:  # a rule across fields (__post_init__)
+        raise InputError(source, str(err)) from None
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:

@@ -76,6 +76,11 @@ def test_params_refuse_an_emotion_map_to_no_class(emotion_map: Any, needle: str)
     assert needle in str(err.value)
 
 
+def test_a_rule_across_fields_names_the_values_source() -> None:
+    with pytest.raises(InputError, match="overrides.yaml: corpus a is in data.train_corpora"):
+        parse(DataConfig, data_params(["corpora/train/a.csv"], ["corpora/eval/a.csv"]), "data", "overrides.yaml")
+
+
 def test_params_accept_manifests_in_their_folders() -> None:
     config = parse(DataConfig, data_params(["corpora/train/mine.csv", "corpora/train/emo-db_2.csv"], ["corpora/eval/tess.csv"]), "data")
     assert config.train_corpora == ("corpora/train/mine.csv", "corpora/train/emo-db_2.csv")
