@@ -28,6 +28,7 @@ from pipeline.acquire import (
     decode_all,
     is_url,
     kept_download,
+    print_finished,
     staging,
     take,
     unpack,
@@ -158,12 +159,7 @@ def main() -> None:
     start = time.perf_counter()
     report = fetch(source, args.dest, args.report)
     print_summary(report, args.dest)
-    n = report["anomalies"]
-    print(
-        f"fetch: {n} {'anomaly' if n == 1 else 'anomalies'} from {source} in "
-        f"{time.perf_counter() - start:.1f} s -> {args.report}",
-        file=sys.stderr,
-    )
+    print_finished("fetch", report, source, start, args.report)
 
 
 if __name__ == "__main__":

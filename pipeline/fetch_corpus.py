@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.acquire import Checksum, audio_summary
+from pipeline.acquire import Checksum, audio_summary, print_finished
 from pipeline.arrival import PUBLISHED, anomalies, arrive, default_paths
 from pipeline.errors import run_cli
 
@@ -65,12 +65,7 @@ def main() -> None:
     start = time.perf_counter()
     report = arrive(args.layout, args.source, args.out, dest, report_path, args.skip_unknown, checksum)
     print_summary(report, dest, args.out)
-    n = report["anomalies"]
-    print(
-        f"fetch_corpus: {n} {'anomaly' if n == 1 else 'anomalies'} from {args.source} in "
-        f"{time.perf_counter() - start:.1f} s -> {report_path}",
-        file=sys.stderr,
-    )
+    print_finished("fetch_corpus", report, args.source, start, report_path)
 
 
 if __name__ == "__main__":
