@@ -2,7 +2,10 @@
 the real RAVDESS copy where it exists."""
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,3 +59,18 @@ def real_ravdess() -> Path:
             return folder.resolve()
     looked = ", ".join(str(p) for p in real_corpus_candidates())
     pytest.skip(f"no real RAVDESS folder (looked in {looked}; set RAVDESS_SOURCE to a folder)")
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A local HTTP server (127.0.0.1 only) serving a folder."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+    server.server_close()

@@ -1,16 +1,12 @@
 """Stage fetch: every kind of source lands as the same corpus, anomalies are reported, failures are clean."""
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -310,21 +306,6 @@ def test_official_checksum_mismatch_is_fatal(
     with pytest.raises(InputError, match="does not match"):
         fetch.fetch("official", tmp_path / "data" / "ravdess", tmp_path / "data" / "validation.json")
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == []  # no archive, corpus or report
-
-
-@pytest.fixture
-def http_root(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A local HTTP server (127.0.0.1 only) serving a folder."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
 
 
 def test_http_url(http_root: tuple[str, Path], small_corpus: Path, tmp_path: Path) -> None:
