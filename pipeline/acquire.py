@@ -126,14 +126,14 @@ def audio_summary(report: dict[str, Any]) -> str:
     return f"{span}; {rates}; {channels}"
 
 
-# --- taking the files from a folder or a zip ----------------------------------------------------
-
 def print_finished(command: str, report: dict[str, Any], source: str, start: float, report_path: Path) -> None:
     """A fetch's last line on stderr: its anomalies, where from, how long since ``start``, where the report is."""
     n = report["anomalies"]
     seconds = time.perf_counter() - start
     print(f"{command}: {n} {'anomaly' if n == 1 else 'anomalies'} from {source} in {seconds:.1f} s -> {report_path}", file=sys.stderr)
 
+
+# --- taking the files from a folder or a zip ----------------------------------------------------
 
 def _wanted(parts: tuple[str, ...]) -> bool:
     """Audio, and not macOS metadata (__MACOSX/, ._name) or another hidden file that only looks like audio.
