@@ -12,9 +12,6 @@ where the suite's lines are 300-3400 Hz with mu-law or GSM. Speed perturbation p
 slower, pitch and tempo together (Ko et al. 2015, Kaldi's 0.9/1.1): another speaker's vocal tract length
 and rate, the speaker variety that pitch shift alone gives only half of.
 
-Every SNR here is mixing's: the noise against the clip's speech span, as the suite measures it (RAVDESS
-clips are about half room tone, so against the whole clip's power the same noise reads ~3 dB quieter).
-
 Each variant is computed once at extract time from the decoded 16 kHz audio and stored with
 variant > 0; only training actors' variants are ever read (pipeline.dataset).
 """
@@ -63,13 +60,16 @@ def apply(audio: np.ndarray, variant: Variant, seed: int, key: str, talkers: Seq
     import librosa
 
     rng = np.random.default_rng([seed, zlib.crc32(key.encode()), variant.index])
-    if variant.kind == "noise":
-        return add_at_snr(audio, rng.standard_normal(audio.shape), variant.value).astype(np.float32)
-    if variant.kind == "colored":  # 1/f^e noise, e uniform in [0, 2]: white, pink, brown and between; flat below 20 Hz
-        import colorednoise
+    if variant.kind in ("noise", "colored"):
+        power = float(np.mean(audio.astype(np.float64) ** 2)) / 10 ** (variant.value / 10)
+        if variant.kind == "noise":
+            noise = rng.standard_normal(audio.shape) * np.sqrt(power)
+        else:  # 1/f^e noise, e uniform in [0, 2]: white, pink, brown and between; flat below 20 Hz
+            import colorednoise
 
-        shaped = colorednoise.powerlaw_psd_gaussian(rng.uniform(0.0, 2.0), len(audio), fmin=20 / SAMPLE_RATE, random_state=rng)
-        return add_at_snr(audio, shaped, variant.value).astype(np.float32)
+            shaped = colorednoise.powerlaw_psd_gaussian(rng.uniform(0.0, 2.0), len(audio), fmin=20 / SAMPLE_RATE, random_state=rng)
+            noise = shaped * np.sqrt(power / np.mean(shaped**2))
+        return (audio + noise).astype(np.float32)
     if variant.kind == "babble":
         if not talkers:
             raise ValueError(f"{key}: a babble variant needs the speaker's clips (extract.babble_talkers)")
