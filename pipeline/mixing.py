@@ -1,7 +1,10 @@
 """Signal operations that the evaluation suite (pipeline.conditions) and the cached training variants
-(pipeline.augment) share: one definition of an SNR, a babble crowd, a room, clipping and an 8 kHz line,
-so that training and evaluation degrade audio the same way with different settings. Augmentation,
+(pipeline.augment) share: an SNR against the speech span, a babble crowd, a room, clipping and an 8 kHz
+line, so that training and evaluation degrade audio the same way with different settings. Augmentation,
 and so extract, imports this module, not the suite: a change to the suite does not rerun extract.
+One exception: training's white and coloured noise (pipeline.augment.apply) set their SNR against the
+whole clip's power, about 3 dB quieter by this module's measure on RAVDESS; mixing them here made no
+measurable difference (docs/experiments.md, snr-speech) and would change every cached variant.
 
 Definitions used throughout:
 - Speech span: the part of the clip ``librosa.effects.trim(top_db=30)`` keeps, i.e. from the first
