@@ -150,7 +150,6 @@ class TrainConfig:
     channel_augment_db: float = finite_at_least_0()
     crop_seconds: float = finite_at_least_0()
     precision: str = one_of("float32", "bfloat16")
-    speaker_adversary: float = finite_at_least_0()
 
 
 @dataclass(frozen=True)

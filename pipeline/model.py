@@ -40,13 +40,8 @@ class EmotionLSTM(nn.Module):
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
         so right padding never changes a sequence's own steps."""
-        out, hidden = self.frame_states(x, hidden)
+        out, hidden = self.lstm((x - self.feature_mean) / self.feature_std, hidden)
         return self.head(self.dropout(out)), hidden
-
-    def frame_states(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
-        """The top layer's output at every step, (batch, seq_len, hidden_size): what the head reads
-        (and what training's speaker adversary reads too)."""
-        return self.lstm((x - self.feature_mean) / self.feature_std, hidden)
 
     def resized(self, hidden_size: int) -> EmotionLSTM:
         """A fresh model like this one but of another width (what ensemble_of merges into)."""

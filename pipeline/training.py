@@ -11,10 +11,8 @@ import math
 import sys
 import time
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -106,30 +104,6 @@ def channel_offsets(n: int, scale_db: float) -> torch.Tensor:
     return (curve @ torch.from_numpy(dct_matrix())).float()
 
 
-class GradientReversal(torch.autograd.Function):
-    """The identity going forward; going back, the gradient times -scale (Ganin and Lempitsky's
-    domain-adversarial training): what helps the speaker classifier is pushed out of the states."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.scale * grad, None
-
-
-def adversary_scale(step: int, total: int, weight: float) -> float:
-    """DANN's ramp from 0 to weight over training: the speaker classifier learns before it pushes."""
-    return weight * (2 / (1 + math.exp(-10 * step / max(1, total))) - 1)
-
-
-def speaker_indices(clips: pd.DataFrame) -> torch.Tensor:
-    """Each sequence's speaker as 0..n-1: corpora's `speaker` where the store has it, else RAVDESS's actor."""
-    return torch.from_numpy(pd.factorize(clips["speaker"] if "speaker" in clips else clips["actor"])[0]).long()
-
-
 def predictions(model: EmotionLSTM, data: SplitData) -> tuple[np.ndarray, float]:
     """Last-frame-rule predictions and mean cross-entropy of the last step, for a whole split."""
     probs = np.stack([decide(p, "last") for p in replay(model, data.sequences)])
@@ -183,16 +157,8 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     model.set_normalisation(frames.mean(0).float(), frames.std(0).float())
     model.to(device)
     weight = class_weights(train.labels, n_classes).to(device) if config.class_weighting else None
-    parameters = list(model.parameters())
-    if config.speaker_adversary > 0:  # trained beside the model, never exported
-        speakers = speaker_indices(train.clips)
-        adversary = torch.nn.Sequential(
-            torch.nn.Linear(config.hidden_size, config.hidden_size), torch.nn.ReLU(),
-            torch.nn.Linear(config.hidden_size, int(speakers.max()) + 1),
-        ).to(device)
-        parameters += list(adversary.parameters())
     opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_class(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = opt_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     total, warmup = config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -217,26 +183,20 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
                 x = x + channel_offsets(len(idx), config.channel_augment_db)[:, None, :]
             x, lengths, y = x.to(device), lengths.to(device), train.labels[idx].to(device)
             with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bfloat16"):
-                states = model.frame_states(x)[0]
-                logits = model.head(model.dropout(states)).float()
+                logits = model.frame_logits(x)[0].float()
             last = logits[torch.arange(len(idx), device=device), lengths - 1]
             loss = F.cross_entropy(last, y, weight=weight)
-            valid = torch.arange(logits.shape[1], device=device)[None, :] < lengths[:, None]
             if config.frame_loss_weight > 0:
+                valid = torch.arange(logits.shape[1], device=device)[None, :] < lengths[:, None]
                 frame_loss = F.cross_entropy(logits[valid], y.repeat_interleave(lengths), weight=weight)
                 loss = loss + config.frame_loss_weight * frame_loss
-            emotion_loss = loss.item()
-            if config.speaker_adversary > 0:  # every frame's state, as every frame's decision reads it
-                scale = adversary_scale(schedule.last_epoch, total, config.speaker_adversary)
-                guess = adversary(GradientReversal.apply(states.float()[valid], scale))
-                loss = loss + F.cross_entropy(guess, speakers[idx].to(device).repeat_interleave(lengths))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             schedule.step()
-            loss_sum += emotion_loss * len(idx)
+            loss_sum += loss.item() * len(idx)
             train_pred.append(last.argmax(1).cpu().numpy())
             train_true.append(y.cpu().numpy())
 

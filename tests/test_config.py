@@ -90,7 +90,7 @@ BAD = [
     ("train", "frame_loss_weight", "inf"), ("train", "seed", -1), ("train", "grad_clip", None),
     ("train", "augment_variants", "yes"), ("train", "class_weighting", 1), ("train", "optimizer", "sgd"),
     ("train", "schedule", "step"), ("train", "device", "tpu"), ("train", "ensemble", 0), ("train", "threads", 0),
-    ("train", "precision", "float16"), ("train", "speaker_adversary", -0.1),
+    ("train", "precision", "float16"),
 ]
 
 

@@ -25,7 +25,7 @@ from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.store import FeatureStore
 from pipeline.train import MODEL_FILES, write_model_files
-from pipeline.training import GradientReversal, adversary_scale, channel_offsets, fit, predictions, speaker_indices
+from pipeline.training import channel_offsets, fit, predictions
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
@@ -124,27 +124,6 @@ def test_bfloat16_steps_train_a_float32_model_deterministically(splits: dict[str
     assert all(math.isfinite(row["train_loss"]) for row in a.history)
     full = fit(splits, 8, train_config(epochs=2, precision="float32"))
     assert not state_equal(a.model.state_dict(), full.model.state_dict())
-
-
-def test_gradient_reversal_passes_forward_and_turns_the_gradient() -> None:
-    x = torch.randn(5, 3, requires_grad=True)
-    y = GradientReversal.apply(x, 0.3)
-    assert torch.equal(y, x)
-    (y * torch.arange(3.0)).sum().backward()
-    assert torch.allclose(x.grad, -0.3 * torch.arange(3.0).expand(5, 3))
-    assert adversary_scale(0, 100, 0.5) == 0 and 0.49 < adversary_scale(100, 100, 0.5) < 0.5
-
-
-def test_the_speaker_adversary_trains_beside_the_model_and_is_not_exported(splits: dict[str, SplitData]) -> None:
-    speakers = speaker_indices(splits["train"].clips)
-    assert len(speakers) == len(splits["train"]) and len(set(speakers.tolist())) == splits["train"].clips["actor"].nunique() > 1
-    c = train_config(epochs=2, speaker_adversary=0.3)
-    a, b = fit(splits, 8, c), fit(splits, 8, c)
-    assert state_equal(a.model.state_dict(), b.model.state_dict())  # deterministic
-    base = fit(splits, 8, train_config(epochs=2, speaker_adversary=0.0))
-    assert a.model.state_dict().keys() == base.model.state_dict().keys()  # the exported model has no adversary
-    assert not state_equal(a.model.state_dict(), base.model.state_dict())
-    assert all(math.isfinite(row["train_loss"]) for row in a.history)
 
 
 def test_an_ensemble_is_its_members_trained_with_successive_seeds(splits: dict[str, SplitData]) -> None:
