@@ -1,6 +1,7 @@
 """Cached augmentation variants (params extract.augment): white noise at an SNR, time-stretch,
 pitch-shift, noise of a random colour per clip (white to brown) at an SNR, babble at an SNR, hard
-clipping, a reverberant room, a narrowband phone line, and speed perturbation.
+clipping, a reverberant room, a narrowband phone line, speed perturbation, and a voice message through
+the Opus codec.
 
 Babble is made of the same speaker's other clips, each resampled by 2-5 semitones up or down (pitch and
 tempo together: other voices, other speaking rates), never of other speakers: the store does not know
@@ -10,13 +11,15 @@ there, it has not memorised. Likewise the rooms are drawn at random (ROOM_POOL p
 geometries than the suite's two), and the phone line has random band edges and a linear quantiser
 where the suite's lines are 300-3400 Hz with mu-law or GSM. Speed perturbation plays the clip faster or
 slower, pitch and tempo together (Ko et al. 2015, Kaldi's 0.9/1.1): another speaker's vocal tract length
-and rate, the speaker variety that pitch shift alone gives only half of.
+and rate, the speaker variety that pitch shift alone gives only half of. Opus is what browsers and
+messaging apps record voice in (WebRTC, MediaRecorder), another codec family than the suite's MP3 and GSM.
 
 Each variant is computed once at extract time from the decoded 16 kHz audio and stored with
 variant > 0; only training actors' variants are ever read (pipeline.dataset).
 """
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,8 +35,8 @@ from pipeline.mixing import BabbleSource, add_at_snr, at_codec_level, hard_clip,
 @dataclass(frozen=True)
 class Variant:
     index: int  # 1.. in params order; 0 is the original clip
-    kind: str  # noise | stretch | pitch | colored | babble | clipping | room | phone | speed
-    value: float  # SNR in dB, stretch rate, semitones, overdrive in dB, RT60 in s, bits, or playback rate
+    kind: str  # noise | stretch | pitch | colored | babble | clipping | room | phone | speed | opus
+    value: float  # SNR in dB, stretch rate, semitones, overdrive in dB, RT60 in s, bits, playback rate, or kbit/s
 
     @property
     def name(self) -> str:
@@ -50,7 +53,8 @@ def variants(config: AugmentConfig) -> list[Variant]:
     specs += [("clipping", v) for v in config.clipping_db]
     specs += [("room", v) for v in config.room_rt60]
     specs += [("phone", v) for v in config.phone_bits]
-    specs += [("speed", v) for v in config.speed]  # last: the earlier kinds keep their numbers and draws
+    specs += [("speed", v) for v in config.speed]
+    specs += [("opus", v) for v in config.opus_kbps]  # last: the earlier kinds keep their numbers and draws
     return [Variant(i, kind, value) for i, (kind, value) in enumerate(specs, start=1)]
 
 
@@ -84,6 +88,8 @@ def apply(audio: np.ndarray, variant: Variant, seed: int, key: str, talkers: Seq
         return phone_line(audio, int(variant.value), rng)
     if variant.kind == "speed":
         return played_at(audio, variant.value)
+    if variant.kind == "opus":
+        return through_opus(audio, variant.value * 1.5 ** rng.uniform(-1.0, 1.0))
     if variant.kind == "stretch":
         return librosa.effects.time_stretch(audio, rate=variant.value)
     return librosa.effects.pitch_shift(audio, sr=SAMPLE_RATE, n_steps=variant.value)
@@ -100,6 +106,20 @@ def played_at(audio: np.ndarray, rate: float) -> np.ndarray:
     import soxr
 
     return soxr.resample(audio, SAMPLE_RATE * rate, SAMPLE_RATE).astype(np.float32)
+
+
+def through_opus(audio: np.ndarray, kbps: float) -> np.ndarray:
+    """The clip at the codec level, encoded to Ogg Opus at about ``kbps`` and decoded (libsndfile through
+    soundfile). libsndfile maps its compression level linearly onto Opus bitrates from 256 kbit/s
+    (level 0) to 6 kbit/s (level 1); below ~12 kbit/s Opus also narrows the band by itself."""
+    import soundfile
+
+    level = float(np.clip((256.0 - kbps) / 250.0, 0.0, 1.0))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, at_codec_level(audio).astype(np.float32), SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=level)
+    buffer.seek(0)
+    decoded = soundfile.read(buffer, dtype="float32")[0]
+    return np.pad(decoded[: len(audio)], (0, max(0, len(audio) - len(decoded))))
 
 
 ROOM_POOL = 16  # rooms per RT60: an RIR costs 0.1-1 s, so each clip draws one of a pool rather than its own

@@ -108,6 +108,7 @@ class AugmentConfig:
     room_rt60: tuple[float, ...] = each(lambda v: 0.2 <= v <= 1.5, "(s), 0.2-1.5")
     phone_bits: tuple[float, ...] = each(lambda v: 4 <= v <= 16 and v == int(v), "a whole number of bits, 4-16")
     speed: tuple[float, ...] = each(lambda v: 0.5 <= v <= 2 and v != 1, "(playback rate), 0.5-2 and not 1")
+    opus_kbps: tuple[float, ...] = each(lambda v: 6 <= v <= 128, "(kbit/s), 6-128")
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def sha256(path: Path) -> str:
 
 AUGMENT_OFF: dict[str, list[float]] = {  # every cached variant kind of extract.augment, none drawn
     "noise_snr_db": [], "time_stretch": [], "pitch_shift": [], "colored_noise_snr_db": [], "babble_snr_db": [], "clipping_db": [],
-    "room_rt60": [], "phone_bits": [], "speed": [],
+    "room_rt60": [], "phone_bits": [], "speed": [], "opus_kbps": [],
 }
 
 

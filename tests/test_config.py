@@ -103,7 +103,7 @@ def test_bad_values_are_one_line_naming_the_key(section: str, key: str, value: A
 @pytest.mark.parametrize("key, value", [
     ("seed", -1), ("time_stretch", [0]), ("noise_snr_db", ["inf"]), ("sigma", 1),
     ("room_rt60", [3.0]), ("room_rt60", ["nan"]), ("phone_bits", [8.5]), ("phone_bits", [2]), ("phone_bits", ["inf"]),
-    ("phone_bits", ["nan"]), ("speed", [1]), ("speed", [3]), ("speed", ["nan"]),
+    ("phone_bits", ["nan"]), ("speed", [1]), ("speed", [3]), ("speed", ["nan"]), ("opus_kbps", [4]), ("opus_kbps", ["inf"]),
 ])
 def test_nested_sections_name_the_full_key(key: str, value: Any) -> None:
     raw = {**PARAMS["extract"], "augment": {**PARAMS["extract"]["augment"], key: value}}

@@ -75,7 +75,7 @@ BAD: dict[str, tuple[str, Any, tuple[str, ...]]] = {
 }
 AUGMENT = {
     "seed": 0, "noise_snr_db": [20], "time_stretch": [1.1], "pitch_shift": [2], "colored_noise_snr_db": [10],
-    "babble_snr_db": [10], "clipping_db": [20], "room_rt60": [0.4], "phone_bits": [8], "speed": [1.1],
+    "babble_snr_db": [10], "clipping_db": [20], "room_rt60": [0.4], "phone_bits": [8], "speed": [1.1], "opus_kbps": [12],
 }
 
 
@@ -277,15 +277,15 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
     assert_ok(proc)
     store = read_store(cwd / "out/mfcc.h5")
     n_clips = len(list(small_corpus.rglob("*.wav")))
-    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10", "babble=10", "clipping=20", "room=0.4", "phone=8", "speed=1.1"]
-    assert len(store["path"]) == 10 * n_clips
+    names = ["", "noise=20", "stretch=1.1", "pitch=2", "colored=10", "babble=10", "clipping=20", "room=0.4", "phone=8", "speed=1.1", "opus=12"]
+    assert len(store["path"]) == 11 * n_clips
     for path in set(store["path"]):
         rows = np.flatnonzero(store["path"] == path)
-        assert store["variant"][rows].tolist() == list(range(10))
+        assert store["variant"][rows].tolist() == list(range(11))
         assert store["augment"][rows].tolist() == names
         for field in ("actor", "emotion", "intensity", "statement", "repetition"):
             assert len(set(store[field][rows].tolist())) == 1
-        original, noisy, stretched, shifted, colored, babbled, clipped, room, phone, fast = (
+        original, noisy, stretched, shifted, colored, babbled, clipped, room, phone, fast, coded = (
             store["mfcc"][store["offsets"][r] : store["offsets"][r + 1]] for r in rows
         )
         # Noise (and the leakage of stretch and shift) fills the synthetic clips' digital silence,
@@ -298,11 +298,12 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
         assert not np.allclose(room[-len(original) :], original, atol=1e-1)
         assert not np.allclose(phone[-len(original) :], original, atol=1e-1)
         assert len(fast) <= len(noisy) / 1.1 + 1  # 1/1.1 of the clip's duration at most (resampler ringing fills some silence)
+        assert len(coded) >= len(original) - 2 and not np.allclose(coded[-len(original) :], original, atol=1e-1)
         assert not np.allclose(fast[: len(original) // 2], original[: len(original) // 2], atol=1e-1)
         middle = slice(len(original) // 4, len(original) // 2)
         assert not np.allclose(shifted[-len(original) :][middle], original[middle], atol=1e-1)
     report = json.loads((cwd / "out/report.json").read_text())
-    assert report["clips"] == n_clips and report["sequences"] == 10 * n_clips
+    assert report["clips"] == n_clips and report["sequences"] == 11 * n_clips
     assert report["variants"] == names[1:]
 
 
@@ -322,12 +323,12 @@ def test_noise_follows_the_augment_seed(small_corpus: Path, runs: dict[str, Run]
     reseeded = read_store(tmp_path / "mfcc.h5")
     store = read_store(runs["aug_a"][0] / "out/mfcc.h5")
     rows = np.flatnonzero(store["path"] == reseeded["path"][0])
-    assert len(rows) == len(reseeded["path"]) == 10
+    assert len(rows) == len(reseeded["path"]) == 11
     for variant, row in enumerate(rows):
         ours = store["mfcc"][store["offsets"][row] : store["offsets"][row + 1]]
         theirs = reseeded["mfcc"][reseeded["offsets"][variant] : reseeded["offsets"][variant + 1]]
-        # the noises, the babble, the room and the phone line's band follow it
-        assert np.array_equal(ours, theirs) == (variant not in (1, 4, 5, 7, 8)), variant
+        # the noises, the babble, the room, the phone line's band and the Opus bitrate follow it
+        assert np.array_equal(ours, theirs) == (variant not in (1, 4, 5, 7, 8, 10)), variant
 
 
 def test_colored_noise_has_its_snr_and_a_colour_per_clip() -> None:
@@ -400,6 +401,32 @@ def test_phone_line_is_narrowband_quantised_and_drawn_per_clip() -> None:
     bits = {b: augment.apply(audio, augment.Variant(1, "phone", b), 0, "Actor_01/a.wav") for b in (8, 12, 16)}
     error = {b: np.mean((bits[b] - bits[16]).astype(np.float64) ** 2) for b in (8, 12)}
     assert error[8] > 16 * error[12] > 0  # 4 bits fewer: ~24 dB more quantisation noise
+
+
+def test_opus_variant_is_a_real_encode_at_about_its_bitrate_drawn_per_clip() -> None:
+    """Same length, drawn per clip and repeatable; the bitrate libsndfile is asked for is what the
+    stream gets (the level mapping), and fewer kbit/s lose more of the spectrum."""
+    import io
+
+    import soundfile
+
+    audio = np.concatenate([synth_clip(3, 1, 0, seconds=2.0), synth_clip(5, 2, 1, seconds=2.0)])
+    variant = augment.Variant(1, "opus", 12)
+    out = augment.apply(audio, variant, 0, "Actor_01/a.wav")
+    assert out.dtype == np.float32 and out.shape == audio.shape
+    np.testing.assert_array_equal(out, augment.apply(audio, variant, 0, "Actor_01/a.wav"))
+    assert not np.array_equal(out, augment.apply(audio, variant, 0, "Actor_01/b.wav"))  # another bitrate draw
+    for kbps in (8, 32):
+        stream = io.BytesIO()
+        level = (256.0 - kbps) / 250.0  # through_opus's mapping
+        soundfile.write(stream, mixing.at_codec_level(audio).astype(np.float32), 16000, format="OGG", subtype="OPUS", compression_level=level)
+        assert 0.5 * kbps < stream.tell() * 8 / (len(audio) / 16000) / 1000 < 1.3 * kbps
+
+    def spectral_error(kbps: float) -> float:
+        reference, coded = (np.abs(np.fft.rfft(x.astype(np.float64))) for x in (mixing.at_codec_level(audio), augment.through_opus(audio, kbps)))
+        return float(np.mean((np.log1p(coded) - np.log1p(reference)) ** 2))
+
+    assert spectral_error(8) > spectral_error(64) > 0
 
 
 @pytest.mark.parametrize("rate", [0.9, 1.1])
