@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import soundfile
 
 from pipeline.audio import SAMPLE_RATE
 from pipeline.config import AugmentConfig
@@ -112,8 +113,6 @@ def through_opus(audio: np.ndarray, kbps: float) -> np.ndarray:
     """The clip at the codec level, encoded to Ogg Opus at about ``kbps`` and decoded (libsndfile through
     soundfile). libsndfile maps its compression level linearly onto Opus bitrates from 256 kbit/s
     (level 0) to 6 kbit/s (level 1); below ~12 kbit/s Opus also narrows the band by itself."""
-    import soundfile
-
     level = float(np.clip((256.0 - kbps) / 250.0, 0.0, 1.0))
     buffer = io.BytesIO()
     soundfile.write(buffer, at_codec_level(audio).astype(np.float32), SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=level)

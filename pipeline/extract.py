@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -133,7 +134,9 @@ def store_attrs(config: ExtractConfig) -> dict[str, Any]:
         "scipy_version": scipy.__version__,
         "soxr_version": soxr.__version__,
         "libsndfile_version": soundfile.__libsndfile_version__,
-        "augment": repr(asdict(config.augment)),
+        # the variants drawn and their seed, not the config: a kind left empty (an option kept off) leaves
+        # the store's bytes, and so every stage after it, as they were
+        "augment": json.dumps({"seed": config.augment.seed, "variants": [v.name for v in augment.variants(config.augment)]}),
     }
 
 

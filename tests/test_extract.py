@@ -164,6 +164,8 @@ def test_no_augment_params_store_originals_only(runs: dict[str, Run], small_corp
     assert_ok(proc)
     store = read_store(cwd / "out/mfcc.h5")
     assert set(store["variant"].tolist()) == {0} and set(store["augment"].tolist()) == {""}
+    with h5py.File(cwd / "out/mfcc.h5", "r") as f:  # every kind empty: nothing drawn, whatever kinds exist
+        assert json.loads(f.attrs["augment"]) == {"seed": 0, "variants": []}
     assert len(store["path"]) == len(list(small_corpus.rglob("*.wav")))
     report = json.loads((cwd / "out/report.json").read_text())
     assert report["clips"] == report["sequences"] == 16 and report["skipped"] == []
@@ -305,6 +307,8 @@ def test_augmented_store_has_every_variant(runs: dict[str, Run], small_corpus: P
     report = json.loads((cwd / "out/report.json").read_text())
     assert report["clips"] == n_clips and report["sequences"] == 11 * n_clips
     assert report["variants"] == names[1:]
+    with h5py.File(cwd / "out/mfcc.h5", "r") as f:
+        assert json.loads(f.attrs["augment"]) == {"seed": AUGMENT["seed"], "variants": names[1:]}
 
 
 def test_augmented_store_is_deterministic(runs: dict[str, Run]) -> None:
