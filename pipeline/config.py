@@ -150,7 +150,6 @@ class TrainConfig:
     ensemble: int = at_least(1)
     channel_augment_db: float = finite_at_least_0()
     crop_seconds: float = finite_at_least_0()
-    coef_mask: int = rule(lambda v: 0 <= v <= 6, "0-6 coefficients (0 = off)")
     precision: str = one_of("float32", "bfloat16")
 
 

@@ -139,18 +139,6 @@ def fit(
     return FitResult(model, members, validation(model, data["val"], n_classes))
 
 
-def masked_coefficients(x: torch.Tensor, fill: torch.Tensor, width: int) -> torch.Tensor:
-    """SpecAugment's frequency mask in the MFCC domain: per clip, a band of 0..width consecutive
-    coefficients replaced on every frame by their training mean (zero after the model's normalisation),
-    drawn from torch's seeded generator. x is (clips, frames, coefficients)."""
-    n, _, d = x.shape
-    widths = torch.randint(0, width + 1, (n,))
-    starts = (torch.rand(n) * (d - widths + 1)).long()
-    k = torch.arange(d)
-    band = (k[None, :] >= starts[:, None]) & (k[None, :] < (starts + widths)[:, None])
-    return torch.where(band[:, None, :], fill.to(x.dtype), x)
-
-
 def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str, line: int = 0) -> Member:
     """One model: the training loop, early stopping on validation balanced accuracy. Progress: a bar
     on terminal line `line` (members side by side each keep their own), or one line per epoch in a log."""
@@ -166,8 +154,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
 
     model = EmotionLSTM(train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout)
     frames = torch.cat(train.sequences).double()
-    frame_mean = frames.mean(0).float()
-    model.set_normalisation(frame_mean, frames.std(0).float())
+    model.set_normalisation(frames.mean(0).float(), frames.std(0).float())
     model.to(device)
     weight = class_weights(train.labels, n_classes).to(device) if config.class_weighting else None
     opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
@@ -194,8 +181,6 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             x, lengths = pad(sequences)
             if config.channel_augment_db > 0:
                 x = x + channel_offsets(len(idx), config.channel_augment_db)[:, None, :]
-            if config.coef_mask > 0:
-                x = masked_coefficients(x, frame_mean, config.coef_mask)
             x, lengths, y = x.to(device), lengths.to(device), train.labels[idx].to(device)
             with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bfloat16"):
                 logits = model.frame_logits(x)[0].float()

@@ -25,7 +25,7 @@ from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.store import FeatureStore
 from pipeline.train import MODEL_FILES, write_model_files
-from pipeline.training import channel_offsets, fit, masked_coefficients, predictions
+from pipeline.training import channel_offsets, fit, predictions
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
@@ -113,33 +113,6 @@ def test_channel_augmentation_runs_and_changes_training(splits: dict[str, SplitD
     varied = fit(splits, 8, train_config(epochs=2, channel_augment_db=12.0))
     assert all(math.isfinite(row["train_loss"]) for row in varied.history)
     assert not state_equal(base.model.state_dict(), varied.model.state_dict())
-
-
-def test_coefficient_masks_are_one_band_of_training_means_per_clip() -> None:
-    """Each clip keeps every coefficient but one band of at most `width`, which holds the fill on every
-    frame; the draws follow torch's seed and cover every width from 0 to the most."""
-    x = torch.randn(256, 7, 13)
-    fill = torch.arange(13, dtype=torch.float32) + 100
-    torch.manual_seed(0)
-    masked = masked_coefficients(x, fill, 3)
-    torch.manual_seed(0)
-    assert torch.equal(masked, masked_coefficients(x, fill, 3)) and masked.shape == x.shape
-    widths = set()
-    for clip, original in zip(masked, x):
-        changed = torch.nonzero((clip != original).any(0)).flatten().tolist()
-        if changed:  # one band: consecutive coefficients
-            assert changed == list(range(changed[0], changed[-1] + 1))
-        assert all(torch.equal(clip[:, k], fill[k].expand(7)) for k in changed)
-        widths.add(len(changed))
-    assert widths == {0, 1, 2, 3}
-
-
-def test_coefficient_masking_runs_and_changes_training(splits: dict[str, SplitData]) -> None:
-    base = fit(splits, 8, train_config(epochs=2, coef_mask=0))
-    masked = fit(splits, 8, train_config(epochs=2, coef_mask=3))
-    assert all(math.isfinite(row["train_loss"]) for row in masked.history)
-    assert not state_equal(base.model.state_dict(), masked.model.state_dict())
-    assert state_equal(masked.model.state_dict(), fit(splits, 8, train_config(epochs=2, coef_mask=3)).model.state_dict())
 
 
 def test_bfloat16_steps_train_a_float32_model_deterministically(splits: dict[str, SplitData]) -> None:
