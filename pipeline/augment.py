@@ -109,15 +109,19 @@ def played_at(audio: np.ndarray, rate: float) -> np.ndarray:
     return soxr.resample(audio, SAMPLE_RATE * rate, SAMPLE_RATE).astype(np.float32)
 
 
-def through_opus(audio: np.ndarray, kbps: float) -> np.ndarray:
-    """The clip at the codec level, encoded to Ogg Opus at about ``kbps`` and decoded (libsndfile through
-    soundfile). libsndfile maps its compression level linearly onto Opus bitrates from 256 kbit/s
-    (level 0) to 6 kbit/s (level 1); below ~12 kbit/s Opus also narrows the band by itself."""
+def opus_stream(audio: np.ndarray, kbps: float) -> bytes:
+    """The clip at the codec level as an Ogg Opus stream of about ``kbps`` (libsndfile through soundfile).
+    libsndfile maps its compression level linearly onto Opus bitrates from 256 kbit/s (level 0) to
+    6 kbit/s (level 1); below ~12 kbit/s Opus also narrows the band by itself."""
     level = float(np.clip((256.0 - kbps) / 250.0, 0.0, 1.0))
     buffer = io.BytesIO()
     soundfile.write(buffer, at_codec_level(audio).astype(np.float32), SAMPLE_RATE, format="OGG", subtype="OPUS", compression_level=level)
-    buffer.seek(0)
-    decoded = soundfile.read(buffer, dtype="float32")[0]
+    return buffer.getvalue()
+
+
+def through_opus(audio: np.ndarray, kbps: float) -> np.ndarray:
+    """The clip encoded (opus_stream) and decoded, cut or padded to its length."""
+    decoded = soundfile.read(io.BytesIO(opus_stream(audio, kbps)), dtype="float32")[0]
     return np.pad(decoded[: len(audio)], (0, max(0, len(audio) - len(decoded))))
 
 
