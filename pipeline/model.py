@@ -66,8 +66,8 @@ class EmotionLSTM(nn.Module):
         With a prior of p frames, frame t (counting from 1 over the clip) loses the mean of its
         deviations from the training mean so far, shrunk towards zero as if p frames at the training
         mean came first: sum_{s<=t} d_s / (p + t). The first frames are not normalised by themselves
-        alone; by a clip's end (~140 frames) a constant offset is mostly gone. State: (batch, features + 1),
-        the running sum of deviations and the frame count."""
+        alone; a constant offset shrinks to p / (p + t) of itself (a quarter after 3 s at p = 100, 100
+        frames a second). State: (batch, features + 1), the running sum of deviations and the frame count."""
         deviation = x - self.feature_mean  # sums of deviations stay small beside c0's raw ~ -1131
         prior = self.cmn_prior
         if prior == 0:
