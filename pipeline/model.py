@@ -112,21 +112,32 @@ class EmotionLSTM(nn.Module):
         ~2.5x more per frame. Equal to frame_logits to float rounding, not bit for bit: ATen's cell and
         oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
         probabilities up to 7.5e-6, README)."""
-        lstm_hidden, cmn_state = self.unpack(hidden)
-        z, cmn_state = self.normalise(x, cmn_state)
-        z = z[:, 0]
-        if lstm_hidden is None:
-            zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
-            lstm_hidden = (zeros, zeros)
-        h0, c0 = lstm_hidden
+        deviation = x[:, 0] - self.feature_mean
+        size, layers, prior = self.lstm.hidden_size, self.lstm.num_layers, self.cmn_prior
+        if hidden is None:
+            h0 = c0 = deviation.new_zeros(layers, deviation.shape[0], size)
+        else:
+            h0, c0 = hidden
+        if prior:  # normalise's running mean, one frame on: few small ops, each costs the backend a call
+            if hidden is None:
+                running, count = deviation, deviation.new_ones(deviation.shape[0], 1)
+            else:
+                running, count = c0[0, :, size:-1] + deviation, c0[0, :, -1:] + 1
+                c0 = c0[..., :size]
+            z = torch.addcdiv(deviation, running, count + prior, value=-1) / self.feature_std
+        else:
+            z = deviation / self.feature_std
         weights = self.lstm._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer; all_weights rebuilds lists per call
         hs, cs = [], []
-        for layer in range(self.lstm.num_layers):
+        for layer in range(layers):
             h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights[4 * layer : 4 * layer + 4])
             hs.append(h)
             cs.append(c)
             z = h
-        return self.head(z), self.pack((torch.stack(hs), torch.stack(cs)), cmn_state)
+        if prior:
+            carried = torch.cat([running, count], dim=1)
+            cs = [torch.cat([c, carried], dim=1) for c in cs]
+        return self.head(z), (torch.stack(hs), torch.stack(cs))
 
 
 def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
