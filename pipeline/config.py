@@ -150,7 +150,6 @@ class TrainConfig:
     ensemble: int = at_least(1)
     channel_augment_db: float = finite_at_least_0()
     crop_seconds: float = finite_at_least_0()
-    cmn_input_frames: float = finite_at_least_0()
     precision: str = one_of("float32", "bfloat16")
 
 

@@ -2,13 +2,6 @@
 
 The backend feeds raw MFCCs (c0 near -1131 on quiet frames), so the training actors' feature
 statistics live inside the model as buffers and every caller gets normalisation for free.
-
-Optionally (train.cmn_input_frames > 0) the LSTM also reads each frame less a causal running mean of
-the clip's frames so far (cepstral mean normalisation), beside the frame itself: a microphone or line
-adds nearly the same offset to every frame's MFCCs, which the running mean takes away as the clip goes
-on, while the raw frame keeps what the clip's average envelope says about its emotion; the LSTM weighs
-the two. The running sum and frame count travel in the state pair after the LSTM's c:
-(h, [c | sum, count]), which CONTRACT.md allows.
 """
 from __future__ import annotations
 
@@ -30,17 +23,12 @@ Hidden = tuple[torch.Tensor, torch.Tensor]
 class EmotionLSTM(nn.Module):
     """``forward(x, hidden) -> (logits, hidden)``: x (batch, seq_len, 13), logits for the last step."""
 
-    def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float,
-        cmn_input_frames: float = 0.0,
-    ) -> None:
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, num_classes: int, dropout: float) -> None:
         super().__init__()
-        self.cmn_input_frames = float(cmn_input_frames)
         self.register_buffer("feature_mean", torch.zeros(input_size))
         self.register_buffer("feature_std", torch.ones(input_size))
         self.lstm = nn.LSTM(
-            input_size * (2 if cmn_input_frames else 1), hidden_size, num_layers,
-            batch_first=True, dropout=dropout if num_layers > 1 else 0.0,
+            input_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_classes)
@@ -49,62 +37,16 @@ class EmotionLSTM(nn.Module):
         self.feature_mean.copy_(mean)
         self.feature_std.copy_(std.clamp_min(1e-6))
 
-    @property
-    def cmn_prior(self) -> float:
-        """The running mean's prior weight in frames; 0 = the raw frame alone (also in models
-        exported before the option existed, whose pickles lack the attribute)."""
-        return getattr(self, "cmn_input_frames", 0.0)
-
-    @property
-    def n_features(self) -> int:
-        """MFCCs per frame that the model reads (the LSTM's input is twice as wide with the running mean)."""
-        return self.feature_mean.numel()
-
     def frame_logits(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Logits at every step, (batch, seq_len, classes). Causal: step t sees frames 0..t only,
         so right padding never changes a sequence's own steps."""
-        lstm_hidden, cmn_state = self.unpack(hidden)
-        z, cmn_state = self.normalise(x, cmn_state)
-        out, lstm_hidden = self.lstm(z, lstm_hidden)
-        return self.head(self.dropout(out)), self.pack(lstm_hidden, cmn_state)
-
-    def normalise(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The LSTM's input for frames x (batch, steps, features), and the running mean's state after them.
-
-        Every frame standardised by the training statistics; with a prior of p frames, beside it the
-        same frame less the mean of the standardised frames so far, shrunk towards zero as if p frames
-        at the training mean came first: sum_{s<=t} z_s / (p + t), t counting from 1 over the clip. The first frames are not normalised by themselves alone; a constant offset shrinks to
-        p / (p + t) of itself in the second half (a quarter after 3 s at p = 100, 100 frames a second).
-        State: (batch, features + 1), the running sum of standardised frames and the frame count."""
-        z = (x - self.feature_mean) / self.feature_std  # sums of these stay small beside c0's raw ~ -1131
-        prior = self.cmn_prior
-        if prior == 0:
-            return z, None
-        batch, steps, features = x.shape
-        total, count = (x.new_zeros(batch, features), x.new_zeros(batch, 1)) if state is None else state.split(features, 1)
-        running = total[:, None] + z.cumsum(1)
-        frames = count[:, None] + torch.arange(1, steps + 1, dtype=x.dtype, device=x.device)[None, :, None]
-        return torch.cat([z, z - running / (prior + frames)], dim=-1), torch.cat([running[:, -1], count + steps], dim=1)
-
-    def unpack(self, hidden: Hidden | None) -> tuple[Hidden | None, torch.Tensor | None]:
-        """The state pair as the LSTM's (h, c) and the running mean's state: (h, [c | sum, count])."""
-        if hidden is None or self.cmn_prior == 0:
-            return hidden, None
-        h, packed = hidden
-        size = self.lstm.hidden_size
-        return (h, packed[..., :size].contiguous()), packed[0, :, size:]
-
-    def pack(self, lstm_hidden: Hidden, cmn_state: torch.Tensor | None) -> Hidden:
-        if cmn_state is None:
-            return lstm_hidden
-        h, c = lstm_hidden
-        return h, torch.cat([c, cmn_state.unsqueeze(0).expand(c.shape[0], -1, -1)], dim=-1)
+        out, hidden = self.lstm((x - self.feature_mean) / self.feature_std, hidden)
+        return self.head(self.dropout(out)), hidden
 
     def resized(self, hidden_size: int) -> EmotionLSTM:
         """A fresh model like this one but of another width (what ensemble_of merges into)."""
         return EmotionLSTM(
-            self.n_features, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p,
-            self.cmn_prior,
+            self.lstm.input_size, hidden_size, self.lstm.num_layers, self.head.out_features, self.dropout.p
         )
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
@@ -119,29 +61,18 @@ class EmotionLSTM(nn.Module):
         ~2.5x more per frame. Equal to frame_logits to float rounding, not bit for bit: ATen's cell and
         oneDNN's fused LSTM round differently (tests/test_model.py: 1e-6 on short inputs; real clips'
         probabilities up to 7.5e-6, README)."""
-        z = (x[:, 0] - self.feature_mean) / self.feature_std
-        size, layers, prior = self.lstm.hidden_size, self.lstm.num_layers, self.cmn_prior
+        z = ((x - self.feature_mean) / self.feature_std)[:, 0]
         if hidden is None:
-            h0 = c0 = z.new_zeros(layers, z.shape[0], size)
-        else:
-            h0, c0 = hidden
-        if prior:  # normalise's running mean, one frame on: few small ops, each costs the backend a call
-            if hidden is None:
-                running, count = z, z.new_ones(z.shape[0], 1)
-            else:
-                running, count = c0[0, :, size:-1] + z, c0[0, :, -1:] + 1
-                c0 = c0[..., :size]
-            z = torch.cat([z, torch.addcdiv(z, running, count + prior, value=-1)], dim=1)
+            zeros = z.new_zeros(self.lstm.num_layers, z.shape[0], self.lstm.hidden_size)
+            hidden = (zeros, zeros)
+        h0, c0 = hidden
         weights = self.lstm._flat_weights  # [w_ih, w_hh, b_ih, b_hh] per layer; all_weights rebuilds lists per call
         hs, cs = [], []
-        for layer in range(layers):
+        for layer in range(self.lstm.num_layers):
             h, c = torch.lstm_cell(z, (h0[layer], c0[layer]), *weights[4 * layer : 4 * layer + 4])
             hs.append(h)
             cs.append(c)
             z = h
-        if prior:
-            carried = torch.cat([running, count], dim=1)
-            cs = [torch.cat([c, carried], dim=1) for c in cs]
         return self.head(z), (torch.stack(hs), torch.stack(cs))
 
 
@@ -151,9 +82,8 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
     The members run side by side inside a single nn.LSTM of hidden size sum(member sizes): every
     gate's weights are block-diagonal, so member k's units only ever see the input and member k's
     own units. The backend gets a plain model with the usual (h, c) state, at the cost of one LSTM
-    of the summed width (and one running mean after c where the members normalise by one: their
-    inputs are the same). Members must share input size, depth, classes, input statistics (they are
-    trained on the same actors) and running mean prior.
+    of the summed width. Members must share input size, depth, classes and input statistics (they
+    are trained on the same actors).
     """
     first = members[0]
     size, layers = first.lstm.hidden_size, first.lstm.num_layers
@@ -162,10 +92,8 @@ def ensemble_of(members: Sequence[EmotionLSTM]) -> EmotionLSTM:
             first.lstm.input_size, size, layers, first.head.out_features
         )
         same_input = torch.equal(m.feature_mean, first.feature_mean) and torch.equal(m.feature_std, first.feature_std)
-        if not (same and same_input and m.cmn_prior == first.cmn_prior):
-            raise ValueError(
-                "ensemble members must have the same input size, width, depth, classes, statistics and running mean"
-            )
+        if not (same and same_input):
+            raise ValueError("ensemble members must have the same input size, width, depth, classes and statistics")
     n = len(members)
     merged = first.resized(n * size)
     merged.set_normalisation(first.feature_mean, first.feature_std)
@@ -222,6 +150,6 @@ def load_model(path: str | PathLike[str], map_location: str | torch.device = "cp
         raise InputError(path, f"cannot load the model ({detail})") from None
     if not isinstance(model, EmotionLSTM):
         raise InputError(path, f"expected an EmotionLSTM, got {type(model).__name__}")
-    if model.n_features != N_MFCC:  # it would fail on the first frame, with a torch traceback
-        raise InputError(path, f"the model reads {model.n_features} features per frame, not the {N_MFCC} MFCCs")
+    if model.lstm.input_size != N_MFCC:  # it would fail on the first frame, with a torch traceback
+        raise InputError(path, f"the model reads {model.lstm.input_size} features per frame, not the {N_MFCC} MFCCs")
     return model.requires_grad_(False).eval()  # also for files exported before parameters were frozen

@@ -152,10 +152,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     if len(train) == 0 or len(val) == 0:
         raise InputError(None, "the training and validation splits must both hold clips")
 
-    model = EmotionLSTM(
-        train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout,
-        config.cmn_input_frames,
-    )
+    model = EmotionLSTM(train.sequences[0].shape[1], config.hidden_size, config.num_layers, n_classes, config.dropout)
     frames = torch.cat(train.sequences).double()
     model.set_normalisation(frames.mean(0).float(), frames.std(0).float())
     model.to(device)

@@ -2,7 +2,6 @@
 loading a saved model the two ways the backend may (weights_only=False, or the SAFE_GLOBALS allow-list)."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -26,9 +25,9 @@ STD = torch.tensor([250.0, 40, 25, 20, 15, 12, 10, 9, 8, 7, 6, 6, 5])
 TOL = 1e-5
 
 
-def make_model(num_layers: int = 2, hidden: int = 16, classes: int = 8, seed: int = 0, cmn: float = 0.0) -> EmotionLSTM:
+def make_model(num_layers: int = 2, hidden: int = 16, classes: int = 8, seed: int = 0) -> EmotionLSTM:
     torch.manual_seed(seed)
-    model = EmotionLSTM(13, hidden, num_layers, classes, dropout=0.3, cmn_input_frames=cmn)
+    model = EmotionLSTM(13, hidden, num_layers, classes, dropout=0.3)
     model.set_normalisation(MEAN, STD)
     return model.eval()
 
@@ -112,82 +111,6 @@ def test_normalisation_lives_in_the_state_dict_and_is_applied() -> None:
     copy = EmotionLSTM(13, 16, 2, 8, 0.3)
     copy.load_state_dict(state)
     np.testing.assert_array_equal(backend_replay(copy.eval(), mfcc), backend_replay(model, mfcc))
-
-
-@pytest.mark.parametrize("members", [1, 2])
-def test_running_mean_travels_in_the_state_and_every_path_agrees(members: int) -> None:
-    """With cmn_input_frames the state pair is (h, [c | sum, count]): the backend's loop, the single-frame
-    path, the sequence path, a sequence fed in two chunks and the ensemble's merge all give one answer."""
-    parts = [make_model(2, seed=s, cmn=20) for s in range(members)]
-    model = parts[0] if members == 1 else ensemble_of(parts)
-    x = torch.stack([raw_sequence(50, seed=6), raw_sequence(50, seed=7)])
-    with torch.no_grad():
-        whole, (h, c) = model.frame_logits(x)
-        assert h.shape == (2, 2, 16 * members) and c.shape == (2, 2, 16 * members + 14)
-        torch.testing.assert_close(c[:, :, -1], torch.full((2, 2), 50.0))  # the frame count, in every layer
-        first, state = model.frame_logits(x[:, :20])
-        rest, _ = model.frame_logits(x[:, 20:], state)
-        hidden, steps = None, []
-        for t in range(x.shape[1]):
-            output, hidden = model(x[:, t : t + 1], hidden)  # the lean single-frame path
-            steps.append(output)
-        expected = torch.stack([m.frame_logits(x)[0] for m in parts]).mean(0)
-    assert float((torch.cat([first, rest], 1) - whole).abs().max()) <= TOL
-    assert float((torch.stack(steps, 1) - whole).abs().max()) <= 1e-6 * float(whole.abs().max())
-    assert float((whole - expected).abs().max()) <= TOL
-    np.testing.assert_allclose(backend_replay(model, x[0]), torch.softmax(whole[0], -1).numpy(), atol=TOL, rtol=0)
-
-    # the normalised half counts: without its input weights the model is a plain one with the same weights
-    cut, plain = copy.deepcopy(parts[0]), make_model(2, seed=1)
-    with torch.no_grad():
-        cut.lstm.weight_ih_l0[:, 13:] = 0
-        plain.load_state_dict({**cut.state_dict(), "lstm.weight_ih_l0": cut.lstm.weight_ih_l0[:, :13]})
-        torch.testing.assert_close(cut.frame_logits(x)[0], plain.frame_logits(x)[0])
-        assert float((cut.frame_logits(x)[0] - parts[0].frame_logits(x)[0]).abs().max()) > 1e-3
-
-
-def test_a_model_with_the_running_mean_saves_and_loads(tmp_path: Path) -> None:
-    model = make_model(seed=3, cmn=100)
-    torch.save(model, tmp_path / "cmn.pth")
-    loaded = load_model(tmp_path / "cmn.pth")
-    assert loaded.cmn_prior == 100 and loaded.lstm.input_size == 26
-    x = raw_sequence(40, seed=3)
-    np.testing.assert_array_equal(backend_replay(loaded, x), backend_replay(model, x))
-
-
-def test_running_mean_takes_a_constant_channel_offset_away_as_the_clip_goes_on() -> None:
-    """A microphone adds one offset to every frame's MFCCs: the LSTM reads the standardised frame, offset
-    and all, and beside it the normalised frame, which differs from the clean clip's by offset * p / (p + t)."""
-    model = make_model(cmn=10)
-    x = raw_sequence(200, seed=8)[None]
-    offset = torch.linspace(-40, 40, 13)
-    clean, _ = model.normalise(x, None)
-    shifted, state = model.normalise(x + offset, None)
-    assert shifted.shape == (1, 200, 26) and model.lstm.input_size == 26 and model.n_features == 13
-    t = torch.arange(1, 201, dtype=torch.float32)[:, None]
-    torch.testing.assert_close(shifted[..., :13], (x + offset - MEAN) / STD)
-    torch.testing.assert_close(
-        shifted[..., 13:] - clean[..., 13:], (offset / model.feature_std * 10 / (10 + t))[None], atol=1e-4, rtol=1e-4
-    )
-    assert state.shape == (1, 14) and float(state[0, -1]) == 200
-    fixed, none = make_model().normalise(x + offset, None)  # prior 0: the fixed statistics alone
-    assert none is None
-    torch.testing.assert_close(fixed, (x + offset - MEAN) / STD)
-
-
-def test_ensemble_members_must_share_the_running_mean() -> None:
-    with pytest.raises(ValueError, match="running mean"):
-        ensemble_of([make_model(seed=1, cmn=20), make_model(seed=2)])
-
-
-def test_models_pickled_before_the_running_mean_load_without_it(tmp_path: Path) -> None:
-    model = make_model(seed=9)
-    del model.cmn_input_frames  # what a model exported before the option unpickles to
-    torch.save(model, tmp_path / "old.pth")
-    loaded = load_model(tmp_path / "old.pth")
-    assert loaded.cmn_prior == 0
-    x = raw_sequence(30, seed=9)
-    np.testing.assert_array_equal(backend_replay(loaded, x), backend_replay(make_model(seed=9), x))
 
 
 def test_constant_feature_does_not_divide_by_zero() -> None:

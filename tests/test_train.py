@@ -115,16 +115,6 @@ def test_channel_augmentation_runs_and_changes_training(splits: dict[str, SplitD
     assert not state_equal(base.model.state_dict(), varied.model.state_dict())
 
 
-def test_running_mean_normalisation_trains_and_exports_with_its_prior(splits: dict[str, SplitData]) -> None:
-    base = fit(splits, 8, train_config(epochs=2))
-    cmn = fit(splits, 8, train_config(epochs=2, cmn_input_frames=50, ensemble=2))
-    assert all(math.isfinite(row["train_loss"]) for row in cmn.history)
-    assert cmn.model.cmn_prior == 50 and base.model.cmn_prior == 0
-    assert cmn.model.lstm.hidden_size == 2 * base.model.lstm.hidden_size
-    again = fit(splits, 8, train_config(epochs=2, cmn_input_frames=50, ensemble=2))
-    assert state_equal(cmn.model.state_dict(), again.model.state_dict())
-
-
 def test_bfloat16_steps_train_a_float32_model_deterministically(splits: dict[str, SplitData]) -> None:
     """Only the steps' products round to bfloat16: the model, its validation and its export stay float32."""
     c = train_config(epochs=2, precision="bfloat16")
