@@ -31,7 +31,7 @@ from pipeline.outputs import atomic_path
 from pipeline.ravdess import class_names
 from pipeline.robustness import condition_scores, load_suite
 from pipeline.scoring import predictions_table, score
-from pipeline.training import fit, resolve_device
+from pipeline.training import effective_precision, fit, resolve_device
 
 FIGURES = ("balanced_accuracy", "accuracy", "macro_f1")
 FOLD_CACHE = Path(".cache/cv")  # ignored by git and DVC; one <key>.pkl per finished fold
@@ -78,6 +78,7 @@ def cache_keys(
         "code": {path.name: file_md5(path) for path in sorted(PACKAGE.glob("*.py"))},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__},
         "device": resolve_device(config.device).type,
+        "precision": effective_precision(config),  # bfloat16 falls back to float32 on a CPU without AVX-512
     }
     suites = suites or {}
     return {fold: data_key({**shared, "fold": fold, "suite": suites[fold].stem if fold in suites else None}) for fold in folds}

@@ -7,6 +7,7 @@ process per core) and merged into one LSTM that averages their logits (pipeline.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import sys
 import time
@@ -66,6 +67,28 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError(PARAMS_FILE, "train.device is cuda, but no CUDA device is available (use auto)")
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name)
+
+
+@functools.cache
+def bfloat16_runs(device_type: str) -> bool:
+    """Whether the LSTM runs under bfloat16 autocast on this device. On the CPU, oneDNN's bfloat16
+    LSTM needs AVX-512: a CPU with AVX2 alone refuses it ('could not create a primitive descriptor')."""
+    if device_type != "cpu":
+        return True
+    try:
+        with torch.random.fork_rng(devices=[]), torch.autocast("cpu", torch.bfloat16):
+            torch.nn.LSTM(1, 1)(torch.zeros(1, 1, 1))
+    except RuntimeError:
+        print("train: this CPU cannot run the LSTM in bfloat16 (oneDNN needs AVX-512): training in float32", file=sys.stderr)
+        return False
+    return True
+
+
+def effective_precision(config: TrainConfig) -> str:
+    """train.precision, except bfloat16 where this device cannot run it: float32 there (the run
+    still completes; results differ from another machine's anyway, README)."""
+    bfloat16 = config.precision == "bfloat16" and bfloat16_runs(resolve_device(config.device).type)
+    return "bfloat16" if bfloat16 else "float32"
 
 
 def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -145,6 +168,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     # A fixed thread count keeps CPU results identical from run to run on one machine (another CPU
     # may round differently: README); on 2 busy cores one thread per training is also faster.
     torch.set_num_threads(config.threads)
+    bfloat16 = effective_precision(config) == "bfloat16"
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)
@@ -182,7 +206,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             if config.channel_augment_db > 0:
                 x = x + channel_offsets(len(idx), config.channel_augment_db)[:, None, :]
             x, lengths, y = x.to(device), lengths.to(device), train.labels[idx].to(device)
-            with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bfloat16"):
+            with torch.autocast(device.type, torch.bfloat16, enabled=bfloat16):
                 logits = model.frame_logits(x)[0].float()
             last = logits[torch.arange(len(idx), device=device), lengths - 1]
             loss = F.cross_entropy(last, y, weight=weight)

@@ -25,7 +25,7 @@ from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.store import FeatureStore
 from pipeline.train import MODEL_FILES, write_model_files
-from pipeline.training import channel_offsets, fit, predictions
+from pipeline.training import bfloat16_runs, channel_offsets, effective_precision, fit, predictions
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
@@ -115,8 +115,20 @@ def test_channel_augmentation_runs_and_changes_training(splits: dict[str, SplitD
     assert not state_equal(base.model.state_dict(), varied.model.state_dict())
 
 
+def test_bfloat16_falls_back_to_float32_where_the_cpu_cannot_run_it(splits: dict[str, SplitData]) -> None:
+    c = train_config(epochs=1, precision="bfloat16")
+    if bfloat16_runs("cpu"):
+        assert effective_precision(c) == "bfloat16"
+        pytest.skip("this CPU runs the LSTM in bfloat16 (AVX-512)")
+    assert effective_precision(c) == "float32"  # an AVX2 CPU: oneDNN refuses the bfloat16 LSTM
+    fallback, full = fit(splits, 8, c), fit(splits, 8, train_config(epochs=1, precision="float32"))
+    assert state_equal(fallback.model.state_dict(), full.model.state_dict()) and fallback.history == full.history
+
+
 def test_bfloat16_steps_train_a_float32_model_deterministically(splits: dict[str, SplitData]) -> None:
     """Only the steps' products round to bfloat16: the model, its validation and its export stay float32."""
+    if not bfloat16_runs("cpu"):
+        pytest.skip("this CPU cannot run the LSTM in bfloat16 (no AVX-512)")
     c = train_config(epochs=2, precision="bfloat16")
     a, b = fit(splits, 8, c), fit(splits, 8, c)
     assert state_equal(a.model.state_dict(), b.model.state_dict()) and a.history == b.history
@@ -249,7 +261,7 @@ def test_cli_end_to_end(project: Path, splits: dict[str, SplitData]) -> None:
     config = parse(TrainConfig, params["train"], "train")
     assert config.ensemble == 2
     report = json.loads((project / "metrics/train.json").read_text())
-    assert set(report) == {"best_epoch", "epochs_run", "train_clips", "val_clips", "stored_weights", "val"}
+    assert set(report) == {"best_epoch", "epochs_run", "train_clips", "val_clips", "precision", "stored_weights", "val"}
     assert (report["train_clips"], report["val_clips"], report["epochs_run"]) == (64, 32, [TINY["epochs"]] * 2)
     assert all(1 <= best <= run for best, run in zip(report["best_epoch"], report["epochs_run"]))
     assert set(report["val"]) == {"accuracy", "balanced_accuracy", "macro_f1", "loss"}
