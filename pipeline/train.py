@@ -19,7 +19,7 @@ from pipeline.errors import run_cli
 from pipeline.labels import LABELS_FILE, labels_document
 from pipeline.outputs import atomic_paths, check_writable, write_json, write_text
 from pipeline.ravdess import class_names
-from pipeline.training import FitResult, effective_precision, fit
+from pipeline.training import FitResult, fit
 
 MODEL_FILES = ("model.pth", "model_weights.pth", LABELS_FILE)
 
@@ -64,7 +64,6 @@ def main() -> None:
                     "train_clips": len(data["train"]),
                     "val_clips": len(data["val"]),
                     "validation": config.validation,  # train: the val figures are in-sample
-                    "precision": effective_precision(config),  # what the steps ran in (bfloat16 needs AVX-512 on a CPU)
                     "stored_weights": sum(p.numel() for p in result.model.parameters()),
                     "val": result.val,
                 }

@@ -274,7 +274,7 @@ def test_cli_end_to_end(project: Path, splits: dict[str, SplitData]) -> None:
     config = parse(TrainConfig, params["train"], "train")
     assert config.ensemble == 2
     report = json.loads((project / "metrics/train.json").read_text())
-    assert set(report) == {"best_epoch", "epochs_run", "train_clips", "val_clips", "validation", "precision", "stored_weights", "val"}
+    assert set(report) == {"best_epoch", "epochs_run", "train_clips", "val_clips", "validation", "stored_weights", "val"}
     assert (report["train_clips"], report["val_clips"], report["epochs_run"]) == (64, 32, [TINY["epochs"]] * 2)
     assert all(1 <= best <= run for best, run in zip(report["best_epoch"], report["epochs_run"]))
     assert set(report["val"]) == {"accuracy", "balanced_accuracy", "macro_f1", "loss"}
