@@ -168,10 +168,10 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     # A fixed thread count keeps CPU results identical from run to run on one machine (another CPU
     # may round differently: README); on 2 busy cores one thread per training is also faster.
     torch.set_num_threads(config.threads)
-    bfloat16 = effective_precision(config) == "bfloat16"
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)
+    bfloat16 = effective_precision(config) == "bfloat16"  # its probe draws nothing from the seeded generator
     train, val = data["train"], data["val"]
     if len(train) == 0 or len(val) == 0:
         raise InputError(None, "the training and validation splits must both hold clips")
