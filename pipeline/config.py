@@ -144,6 +144,7 @@ class TrainConfig:
     warmup_epochs: int = at_least(0)
     grad_clip: float = rule(lambda v: 0 <= v < math.inf, ">= 0 and finite (0 = off)")
     patience: int = at_least(1)
+    validation: str = one_of("select", "train")
     frame_loss_weight: float = finite_at_least_0()
     class_weighting: bool
     augment_variants: bool

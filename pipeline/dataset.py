@@ -72,10 +72,13 @@ def load_splits(
     scheme: str,
     train_variants: bool,
     fold: int | None = None,
+    train_on_val: bool = False,
 ) -> dict[str, SplitData]:
     """Read the store once and group its sequences by split. Augmented variants (variant > 0)
     enter only the training split, and only when train_variants is set. A clip's split is its
-    manifest row's (matched by path, which a variant shares with its original)."""
+    manifest row's (matched by path, which a variant shares with its original). With train_on_val
+    (train.validation: train) the val actors' clips and variants are training clips too, and 'val'
+    keeps their originals, for in-sample figures."""
     manifest = read_manifest(manifest_path)
     with FeatureStore(store_path) as store:
         clips = store.clips
@@ -89,12 +92,14 @@ def load_splits(
         if clip_split.isna().any():
             missing = clips["path"][clip_split.isna()].iloc[0]
             raise InputError(manifest_path, f"clip {missing} of the store {store_path} is not in the manifest (rerun split)")
-        keep = clips["variant"].eq(0) | (clip_split.eq("train") & train_variants)
+        trained = clip_split.isin(["train", "val"] if train_on_val else ["train"])
+        keep = clips["variant"].eq(0) | (trained & train_variants)
         rows = np.flatnonzero(keep.to_numpy())
         sequences = dict(zip(rows, store.sequences(rows)))
     result = {}
     for split in SPLITS:
-        idx = [i for i in rows if clip_split.iat[i] == split]
+        member = trained if split == "train" else clip_split.eq(split) & clips["variant"].eq(0)
+        idx = [i for i in rows if member.iat[i]]
         labels = [class_index(int(e), scheme) for e in clips["emotion"].iloc[idx]]
         result[split] = SplitData(
             [torch.from_numpy(sequences[i]) for i in idx],

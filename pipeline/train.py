@@ -48,7 +48,7 @@ def main() -> None:
     scheme = load(DataConfig, "data").classes
     config = load(TrainConfig, "train")
 
-    data = load_splits(args.store, args.split, scheme, config.augment_variants)
+    data = load_splits(args.store, args.split, scheme, config.augment_variants, train_on_val=config.validation == "train")
     result = fit(data, len(class_names(scheme)), config, workers=os.cpu_count() or 1)
 
     # One set: killed before the renames, the last run's model, log and metrics stay together.
@@ -63,14 +63,16 @@ def main() -> None:
                     "epochs_run": result.epochs_run,
                     "train_clips": len(data["train"]),
                     "val_clips": len(data["val"]),
+                    "validation": config.validation,  # train: the val figures are in-sample
                     "stored_weights": sum(p.numel() for p in result.model.parameters()),
                     "val": result.val,
                 }
             ),
         )
     print(
-        f"train: best epoch {result.best_epoch}/{result.epochs_run}, val balanced accuracy "
-        f"{result.val['balanced_accuracy']:.3f}, {result.seconds_per_epoch:.1f} s/epoch -> {args.models}",
+        f"train: kept epoch {result.best_epoch}/{result.epochs_run}, val balanced accuracy "
+        f"{result.val['balanced_accuracy']:.3f}{' (in-sample)' if config.validation == 'train' else ''}, "
+        f"{result.seconds_per_epoch:.1f} s/epoch -> {args.models}",
         file=sys.stderr,
     )
 

@@ -236,6 +236,8 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
                 f"val balanced accuracy {va['balanced_accuracy']:.3f}, {time.perf_counter() - started:.0f} s",
                 file=sys.stderr, flush=True,
             )
+        if config.validation == "train":  # the val actors were trained on: nothing to select with
+            continue
         if va["balanced_accuracy"] > best[0]:
             best = (va["balanced_accuracy"], epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[1] >= config.patience:
@@ -243,5 +245,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             bar.set_postfix_str(f"stopped early, best epoch {best[1]}")
             break
     bar.close()
-    model.load_state_dict(best[2])
-    return Member(model.cpu().eval(), history, best[1], time.perf_counter() - started)
+    if config.validation == "select":
+        model.load_state_dict(best[2])
+    kept = best[1] if config.validation == "select" else len(history)
+    return Member(model.cpu().eval(), history, kept, time.perf_counter() - started)

@@ -25,7 +25,7 @@ SR = 16000
 TIMEOUT = 240  # seconds per subprocess: a hang fails its test instead of the whole run
 SPLIT = {"val_actors": 2, "test_actors": 2, "folds": 4, "corpus_val_fraction": 0.2}  # the 8-actor synthetic corpus: 4 / 2 / 2 actors
 TINY = {
-    "hidden_size": 12, "num_layers": 1, "dropout": 0.1, "epochs": 3, "batch_size": 16, "patience": 10,
+    "hidden_size": 12, "num_layers": 1, "dropout": 0.1, "epochs": 3, "batch_size": 16, "patience": 10, "validation": "select",
     "device": "cpu",  # the deterministic baseline, also where a GPU is present
 }
 RAVDESS8 = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]

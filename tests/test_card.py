@@ -68,3 +68,12 @@ def test_the_committed_card_is_current() -> None:
 
     metrics = [read_json(REPO / "metrics" / name) for name in NAMES]
     assert (REPO / "models/MODEL_CARD.md").read_text(encoding="utf-8") == render(*metrics, read_json(REPO / "models/labels.json"))
+
+
+def test_the_card_says_when_the_val_actors_were_trained_on(folder: Path) -> None:
+    train = json.loads((folder / "metrics/train.json").read_text())
+    for validation, phrase in (("select", "selected its checkpoint on"), ("train", "also trained on the")):
+        (folder / "metrics/train.json").write_text(json.dumps(train | {"validation": validation}))
+        assert_ok(run_stage(folder, "card"))
+        card = (folder / "models/MODEL_CARD.md").read_text(encoding="utf-8")
+        assert f"{phrase} {train['val_clips']} clips" in card

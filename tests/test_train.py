@@ -78,6 +78,13 @@ def test_a_single_model_is_exported_as_its_best_checkpoint(splits: dict[str, Spl
     assert result.val == pytest.approx({k[4:]: v for k, v in kept.items() if k.startswith("val_")}, abs=1e-12)
 
 
+def test_validation_train_runs_every_epoch_and_keeps_the_last(splits: dict[str, SplitData]) -> None:
+    result = fit(splits, 8, train_config(epochs=3, patience=1, validation="train"))
+    assert result.epochs_run == [3] and result.best_epoch == [3]  # patience does not stop it
+    last = result.history[-1]  # the exported model scores as the last epoch's weights did
+    assert result.val == pytest.approx({k[4:]: v for k, v in last.items() if k.startswith("val_")}, abs=1e-12)
+
+
 def test_fit_puts_the_training_frame_statistics_inside_the_model(splits: dict[str, SplitData]) -> None:
     result = fit(splits, 8, train_config(epochs=1))
     frames = torch.cat(splits["train"].sequences).double()
@@ -245,6 +252,12 @@ def test_variants_never_leave_the_training_actors(tmp_path: Path) -> None:
     assert set(train.clips["variant"]) == {0, 1}
     assert len(train) == 2 * len(plain["train"]) == 2 * 4 * 8
     assert augmented["val"].clips.equals(plain["val"].clips) and augmented["test"].clips.equals(plain["test"].clips)
+    # train.validation: train: the val actors and their variants train too; val keeps their originals
+    pooled = load_splits(store, manifest_path, "ravdess8", train_variants=True, train_on_val=True)
+    assert set(pooled["train"].clips["actor"].map(split_of)) == {"train", "val"}
+    assert len(pooled["train"]) == 2 * (len(plain["train"]) + len(plain["val"]))
+    assert pooled["val"].clips.equals(plain["val"].clips) and pooled["test"].clips.equals(plain["test"].clips)
+    assert not set(pooled["train"].clips["path"]) & set(pooled["test"].clips["path"])
     # each sequence is its own clip's (variant 1 frames are not the original's)
     with FeatureStore(store) as fs:
         index = {(p, v): i for i, (p, v) in enumerate(zip(fs.clips["path"], fs.clips["variant"]))}
@@ -261,7 +274,7 @@ def test_cli_end_to_end(project: Path, splits: dict[str, SplitData]) -> None:
     config = parse(TrainConfig, params["train"], "train")
     assert config.ensemble == 2
     report = json.loads((project / "metrics/train.json").read_text())
-    assert set(report) == {"best_epoch", "epochs_run", "train_clips", "val_clips", "stored_weights", "val"}
+    assert set(report) == {"best_epoch", "epochs_run", "train_clips", "val_clips", "validation", "stored_weights", "val"}
     assert (report["train_clips"], report["val_clips"], report["epochs_run"]) == (64, 32, [TINY["epochs"]] * 2)
     assert all(1 <= best <= run for best, run in zip(report["best_epoch"], report["epochs_run"]))
     assert set(report["val"]) == {"accuracy", "balanced_accuracy", "macro_f1", "loss"}
