@@ -3,8 +3,9 @@
     python scripts/compare.py --a RUN [RUN ...] --b RUN [RUN ...] [--conditions]
 
 RUN is a cv.json file, `REV:metrics/cv.json` (that file at a git revision or DVC experiment ref, e.g.
-`HEAD~1:metrics/cv.json`), or `sweep.jsonl#NAME` (scripts/sweep.py's lines of that name, one per
-replicate). Give A's and B's replicates in the same order (the i-th of each trained with the same
+`HEAD~1:metrics/cv.json`), `sweep.jsonl#NAME` (scripts/sweep.py's lines of that name, one per
+replicate), or such runs joined by `+` into one replicate (partial runs of other folds, e.g.
+`folds01-cv.json+folds2345-cv.json`). Give A's and B's replicates in the same order (the i-th of each trained with the same
 seeds); their folds pair up by fold number. One run per fold moves by ~0.03 from seed and machine alone, so a lever is kept on
 the paired differences: their mean with a 95 % t-interval, and a two-sided sign test.
 """
@@ -25,7 +26,14 @@ Figures = dict[str, float]
 
 def read_runs(spec: str) -> list[dict[str, Any]]:
     """Cv summaries (cv.json's shape) from a file, a git revision, or a sweep's lines of one name
-    (each of its replicates, in replicate order)."""
+    (each of its replicates, in replicate order); partial runs joined by `+` make one run of their folds."""
+    if "+" in spec and not Path(spec).exists():
+        parts = [run for part in spec.split("+") for run in read_runs(part)]
+        folds = [fold for run in parts for fold in run["folds"]]
+        numbers = [fold["fold"] for fold in folds]
+        if len(parts) != len(spec.split("+")) or len(set(numbers)) != len(numbers):
+            sys.exit(f"error: {spec}: its parts must be single runs of different folds (folds {sorted(numbers)})")
+        return [{"folds": sorted(folds, key=lambda fold: fold["fold"])}]
     if "#" in spec:
         path, name = spec.rsplit("#", 1)
         rows = [row for line in Path(path).read_text().splitlines() if line.strip() and (row := json.loads(line))["name"] == name]

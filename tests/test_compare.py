@@ -75,6 +75,19 @@ def test_cli_reads_files_and_sweep_lines(tmp_path: Path) -> None:
     assert bad.returncode == 1 and bad.stderr.strip() == f"error: {tmp_path}/sweep.jsonl: no experiment named 'y'"
 
 
+def test_partial_runs_joined_by_plus_make_one_replicate(tmp_path: Path) -> None:
+    (tmp_path / "f01.json").write_text(json.dumps(run({0: 0.5, 1: 0.4})))
+    (tmp_path / "f2.json").write_text(json.dumps(run({2: 0.6})))
+    joined = compare.read_runs(f"{tmp_path}/f01.json+{tmp_path}/f2.json")
+    assert [[f["fold"] for f in r["folds"]] for r in joined] == [[0, 1, 2]]
+    assert compare.pairs(joined, [run({2: 0.7, 1: 0.5, 0: 0.5})])["balanced_accuracy"] == ([0.5, 0.4, 0.6], [0.5, 0.5, 0.7])
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts/compare.py"), "--a", f"{tmp_path}/f01.json+{tmp_path}/f01.json", "--b", str(tmp_path / "f2.json")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 1 and proc.stderr.startswith("error:") and "different folds" in proc.stderr
+
+
 def test_sweep_runs_replicates_that_compare_reads(tmp_path: Path) -> None:
     """scripts/sweep.py on a store written directly: one line per (experiment, replicate), which
     compare.py pairs by replicate and fold."""
