@@ -78,9 +78,11 @@ def render(
         f"| {c['index']} | {c['name']} | {c['emoji']} | {r:.3f} |" for c, r in zip(labels["classes"], recall)
     )
     selection = (
-        f"also trained on the {train['val_clips']} clips of the val actors (the last of the schedule's epochs kept, no held-out validation)"
+        f"(the training and val actors' clips and their augmented copies; the val actors' {train['val_clips']} clips are"
+        " among them, so the last of the schedule's epochs was kept, not one chosen on held-out speakers)"
         if train.get("validation") == "train"
-        else f"selected its checkpoint on {train['val_clips']} clips of other actors"
+        else f"(the training actors' clips and their augmented copies) and selected its checkpoint on {train['val_clips']}"
+        " clips of other actors"
     )
     return f"""# Model card: speech emotion recognition, stateful LSTM on 13 MFCCs per 25 ms frame
 
@@ -97,8 +99,7 @@ Written by `python -m pipeline.card` from metrics/ and models/labels.json; do no
 ## Data
 RAVDESS speech: 24 professional actors (12 female, 12 male), North-American English, two neutral
 sentences acted in 8 emotions, all recorded in one studio through one microphone. Training used
-{train['train_clips']} sequences (the training actors' clips and their augmented copies) and
-{selection}; no test speaker is in another split.
+{train['train_clips']} sequences {selection}; no test speaker is in another split.
 
 ## How well it does
 - Unseen actors, cross-validated ({len(cv['folds'])} folds of {len(cv['folds'][0]['test_actors'])} actors): balanced accuracy

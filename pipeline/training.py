@@ -1,5 +1,6 @@
-"""The training loop: fit the stateful LSTM on the training actors and keep the checkpoint that
-scores best on the validation actors (balanced accuracy), with early stopping.
+"""The training loop: fit the stateful LSTM on the training actors and keep the last epoch
+(train.validation: train, where the validation actors train too) or the checkpoint that scores best on
+the validation actors (balanced accuracy), with early stopping (select).
 
 With train.ensemble = n > 1, n members are trained with seeds seed, seed+1, ... (side by side, one
 process per core) and merged into one LSTM that averages their logits (pipeline.model.ensemble_of).
@@ -163,8 +164,9 @@ def fit(
 
 
 def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, desc: str, line: int = 0) -> Member:
-    """One model: the training loop, early stopping on validation balanced accuracy. Progress: a bar
-    on terminal line `line` (members side by side each keep their own), or one line per epoch in a log."""
+    """One model: the training loop; with train.validation select, early stopping on validation balanced
+    accuracy. Progress: a bar on terminal line `line` (members side by side each keep their own), or one
+    line per epoch in a log."""
     # A fixed thread count keeps CPU results identical from run to run on one machine (another CPU
     # may round differently: README); on 2 busy cores one thread per training is also faster.
     torch.set_num_threads(config.threads)
@@ -245,7 +247,8 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             bar.set_postfix_str(f"stopped early, best epoch {best[1]}")
             break
     bar.close()
+    kept = len(history)
     if config.validation == "select":
         model.load_state_dict(best[2])
-    kept = best[1] if config.validation == "select" else len(history)
+        kept = best[1]
     return Member(model.cpu().eval(), history, kept, time.perf_counter() - started)

@@ -72,7 +72,7 @@ def test_the_committed_card_is_current() -> None:
 
 def test_the_card_says_when_the_val_actors_were_trained_on(folder: Path) -> None:
     train = json.loads((folder / "metrics/train.json").read_text())
-    for validation, phrase in (("select", "selected its checkpoint on"), ("train", "also trained on the")):
+    for validation, phrase in (("select", "selected its checkpoint on"), ("train", "the val actors'")):
         (folder / "metrics/train.json").write_text(json.dumps(train | {"validation": validation}))
         assert_ok(run_stage(folder, "card"))
         card = (folder / "models/MODEL_CARD.md").read_text(encoding="utf-8")
