@@ -153,6 +153,11 @@ class TrainConfig:
     crop_seconds: float = finite_at_least_0()
     precision: str = one_of("float32", "bfloat16")
 
+    @property
+    def trains_on_val(self) -> bool:
+        """train.validation: train: the val actors' clips train too, so no checkpoint is chosen on them."""
+        return self.validation == "train"
+
 
 @dataclass(frozen=True)
 class CvConfig:

@@ -103,7 +103,7 @@ def run_fold(store: Path, split: Path, scheme: str, config: TrainConfig, fold: i
     """One fold's figures (both decision rules; per condition where a suite is given) and its per-clip
     predictions."""
     names = class_names(scheme)
-    data = load_splits(store, split, scheme, config.augment_variants, fold, config.validation == "train")
+    data = load_splits(store, split, scheme, config.augment_variants, fold, config.trains_on_val)
     started = time.perf_counter()
     result = fit(data, len(names), config, desc=f"fold {fold}")
     test = data["test"]

@@ -48,7 +48,7 @@ def main() -> None:
     scheme = load(DataConfig, "data").classes
     config = load(TrainConfig, "train")
 
-    data = load_splits(args.store, args.split, scheme, config.augment_variants, train_on_val=config.validation == "train")
+    data = load_splits(args.store, args.split, scheme, config.augment_variants, train_on_val=config.trains_on_val)
     result = fit(data, len(class_names(scheme)), config, workers=os.cpu_count() or 1)
 
     # One set: killed before the renames, the last run's model, log and metrics stay together.
@@ -71,7 +71,7 @@ def main() -> None:
         )
     print(
         f"train: kept epoch {result.best_epoch}/{result.epochs_run}, val balanced accuracy "
-        f"{result.val['balanced_accuracy']:.3f}{' (in-sample)' if config.validation == 'train' else ''}, "
+        f"{result.val['balanced_accuracy']:.3f}{' (in-sample)' if config.trains_on_val else ''}, "
         f"{result.seconds_per_epoch:.1f} s/epoch -> {args.models}",
         file=sys.stderr,
     )

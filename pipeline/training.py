@@ -238,7 +238,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
                 f"val balanced accuracy {va['balanced_accuracy']:.3f}, {time.perf_counter() - started:.0f} s",
                 file=sys.stderr, flush=True,
             )
-        if config.validation == "train":  # the val actors were trained on: nothing to select with
+        if config.trains_on_val:  # nothing held out to select with
             continue
         if va["balanced_accuracy"] > best[0]:
             best = (va["balanced_accuracy"], epoch, copy.deepcopy(model.state_dict()))
@@ -248,7 +248,7 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
             break
     bar.close()
     kept = len(history)
-    if config.validation == "select":
+    if not config.trains_on_val:
         model.load_state_dict(best[2])
         kept = best[1]
     return Member(model.cpu().eval(), history, kept, time.perf_counter() - started)
