@@ -28,10 +28,10 @@ def read_runs(spec: str) -> list[dict[str, Any]]:
     """Cv summaries (cv.json's shape) from a file, a git revision, or a sweep's lines of one name
     (each of its replicates, in replicate order); partial runs joined by `+` make one run of their folds."""
     if "+" in spec and not Path(spec).exists():
-        parts = [run for part in spec.split("+") for run in read_runs(part)]
-        folds = [fold for run in parts for fold in run["folds"]]
+        parts = [read_runs(part) for part in spec.split("+")]
+        folds = [fold for runs in parts for run in runs for fold in run["folds"]]
         numbers = [fold["fold"] for fold in folds]
-        if len(parts) != len(spec.split("+")) or len(set(numbers)) != len(numbers):
+        if any(len(runs) != 1 for runs in parts) or len(set(numbers)) != len(numbers):
             sys.exit(f"error: {spec}: its parts must be single runs of different folds (folds {sorted(numbers)})")
         return [{"folds": sorted(folds, key=lambda fold: fold["fold"])}]
     if "#" in spec:
