@@ -99,7 +99,7 @@ def load_splits(
     result = {}
     for split in SPLITS:
         member = trained if split == "train" else clip_split.eq(split) & clips["variant"].eq(0)
-        idx = [i for i in rows if member.iat[i]]
+        idx = rows[member.to_numpy()[rows]].tolist()
         labels = [class_index(int(e), scheme) for e in clips["emotion"].iloc[idx]]
         result[split] = SplitData(
             [torch.from_numpy(sequences[i]) for i in idx],

@@ -80,9 +80,14 @@ def bfloat16_runs(device_type: str) -> bool:
         with torch.random.fork_rng(devices=[]), torch.autocast("cpu", torch.bfloat16):
             torch.nn.LSTM(1, 1)(torch.zeros(1, 1, 1))
     except RuntimeError:
-        print("train: this CPU cannot run the LSTM in bfloat16 (oneDNN needs AVX-512): training in float32", file=sys.stderr)
         return False
     return True
+
+
+@functools.cache
+def say_float32_fallback() -> None:
+    """Once per process, and only where a model trains (a cv run whose folds are all cached is silent)."""
+    print("train: this CPU cannot run the LSTM in bfloat16 (oneDNN needs AVX-512): training in float32", file=sys.stderr)
 
 
 def effective_precision(config: TrainConfig) -> str:
@@ -174,6 +179,8 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)
     bfloat16 = effective_precision(config) == "bfloat16"  # its probe draws nothing from the seeded generator
+    if config.precision == "bfloat16" and not bfloat16:
+        say_float32_fallback()
     train, val = data["train"], data["val"]
     if len(train) == 0 or len(val) == 0:
         raise InputError(None, "the training and validation splits must both hold clips")

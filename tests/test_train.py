@@ -25,7 +25,9 @@ from pipeline.model import EmotionLSTM, ensemble_of, load_model
 from pipeline.ravdess import EMOJI
 from pipeline.store import FeatureStore
 from pipeline.train import MODEL_FILES, write_model_files
-from pipeline.training import bfloat16_runs, channel_offsets, effective_precision, fit, predictions
+from pipeline.training import (
+    bfloat16_runs, channel_offsets, effective_precision, fit, predictions, say_float32_fallback,
+)
 from tests.helpers import (
     FRONTEND6,
     RAVDESS8,
@@ -122,14 +124,20 @@ def test_channel_augmentation_runs_and_changes_training(splits: dict[str, SplitD
     assert not state_equal(base.model.state_dict(), varied.model.state_dict())
 
 
-def test_bfloat16_falls_back_to_float32_where_the_cpu_cannot_run_it(splits: dict[str, SplitData]) -> None:
+def test_bfloat16_falls_back_to_float32_where_the_cpu_cannot_run_it(
+    splits: dict[str, SplitData], capsys: pytest.CaptureFixture[str]
+) -> None:
     c = train_config(epochs=1, precision="bfloat16")
     if bfloat16_runs("cpu"):
         assert effective_precision(c) == "bfloat16"
         pytest.skip("this CPU runs the LSTM in bfloat16 (AVX-512)")
+    say_float32_fallback.cache_clear()
     assert effective_precision(c) == "float32"  # an AVX2 CPU: oneDNN refuses the bfloat16 LSTM
+    assert "bfloat16" not in capsys.readouterr().err  # asking (cv's cache keys do) trains nothing: silent
     fallback, full = fit(splits, 8, c), fit(splits, 8, train_config(epochs=1, precision="float32"))
     assert state_equal(fallback.model.state_dict(), full.model.state_dict()) and fallback.history == full.history
+    fit(splits, 8, c)
+    assert capsys.readouterr().err.count("cannot run the LSTM in bfloat16") == 1  # said once per process
 
 
 def test_bfloat16_steps_train_a_float32_model_deterministically(splits: dict[str, SplitData]) -> None:
