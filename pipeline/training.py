@@ -178,9 +178,10 @@ def fit_member(data: dict[str, SplitData], n_classes: int, config: TrainConfig, 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = resolve_device(config.device)
-    bfloat16 = effective_precision(config) == "bfloat16"  # its probe draws nothing from the seeded generator
-    if config.precision == "bfloat16" and not bfloat16:
+    precision = effective_precision(config)  # its probe draws nothing from the seeded generator
+    if precision != config.precision:
         say_float32_fallback()
+    bfloat16 = precision == "bfloat16"
     train, val = data["train"], data["val"]
     if len(train) == 0 or len(val) == 0:
         raise InputError(None, "the training and validation splits must both hold clips")

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline.config import TrainConfig, load
 from tests.helpers import make_corpus, make_manifest_corpus
 
 pytest.importorskip("dvc")
@@ -280,7 +281,7 @@ def test_dvc_pipeline_on_two_corpora(dvc_project: Project) -> None:
     assert sorted(mine[mine["split"] == "val"]["gender"]) == ["female", "male"]
     train = json.loads(p.read("metrics/train.json"))
     val_clips = 2 * 16 + 2 * 8  # RAVDESS's 2 val actors and the corpus's 2 val speakers
-    trained = 4 * 16 + 2 * 8 + (val_clips if yaml.safe_load(p.read("params.yaml"))["train"]["validation"] == "train" else 0)
+    trained = 4 * 16 + 2 * 8 + (val_clips if load(TrainConfig, "train", p.root / "params.yaml").trains_on_val else 0)
     assert train["train_clips"] == trained * (1 + len(report["variants"]))  # variants of both corpora (and of the val speakers')
     assert train["val_clips"] == val_clips
     evaluation = json.loads(p.read("metrics/eval.json"))
